@@ -1,0 +1,49 @@
+# musegen: the two set-up commands are `make run` and `make test` (see README).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch that these machines carry; naming it keeps pip from pulling a CUDA build.
+TORCH_VERSION ?= 2.13.0
+# Real peers the tests run against (JACK, a MIDI clock master, a GM synth, a browser, PortAudio).
+DEBIAN_TEST_PACKAGES := jackd2 jack-midi-clock jack-capture fluidsynth fluid-soundfont-gm \
+	chromium libportaudio2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+RUN_ARGS ?=
+
+.PHONY: run test install install-test system-deps lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)"
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[test,dev]"
+
+## run: create the venv, install musegen and start the main job on the embedded default
+run: install
+	$(BIN)/musegen run $(RUN_ARGS)
+
+## system-deps: Debian packages for the real-peer tests (skipped when apt is absent)
+system-deps:
+	@if command -v apt-get >/dev/null 2>&1; then \
+	  missing=$$(for p in $(DEBIAN_TEST_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    $(SUDO) apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	  fi; \
+	else echo "apt-get not found: install $(DEBIAN_TEST_PACKAGES) by hand"; fi
+
+lint: install-test
+	$(BIN)/ruff check musegen bridges tests
+	$(BIN)/mypy musegen bridges
+	$(BIN)/lint-imports
+
+## test: install test needs (Debian packages too) and run lint, types, contracts and tests
+test: system-deps lint
+	$(BIN)/pytest
