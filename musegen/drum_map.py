@@ -39,8 +39,9 @@ PITCH_TO_CLASS: Final[dict[int, int]] = {
     pitch: cls for cls, pitches in enumerate(_CLASS_PITCHES) for pitch in pitches if pitch < 128
 }
 
-# class index -> the GM note written on output (Magenta's canonical choice)
-CLASS_TO_GM_PITCH: Final = (36, 38, 42, 46, 45, 48, 50, 49, 51)
+# class index -> the GM note written on output: one note of each class's own input list, so
+# what we write reads back as the same class (GM 43 high floor tom, 47 low-mid tom, 50 high tom)
+CLASS_TO_GM_PITCH: Final = (36, 38, 42, 46, 43, 47, 50, 49, 51)
 
 
 def drum_class(pitch: int) -> int | None:
