@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from musegen import __version__
+from musegen.cli_models import UserError, add_generate, add_models, add_train
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,10 +32,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result
 
 
-class UserError(Exception):
-    """A problem with what the user asked for: printed as one line, no traceback."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="musegen",
@@ -46,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--info", action="store_true", help="informational logging")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_data(commands)
+    add_train(commands)
+    add_generate(commands)
+    add_models(commands)
     _add_paths(commands)
     return parser
 

@@ -7,12 +7,14 @@ A Score is what every representation encodes from and decodes to. It knows nothi
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from musegen.timing import DEFAULT_TEMPO_US, FOUR_FOUR, PPQN, TimeSignature
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from zero
+_C = TypeVar("_C", "TempoChange", "MeterChange")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,9 @@ class Score:
             self.tempos.insert(0, TempoChange(0, DEFAULT_TEMPO_US))
         if not self.meters or self.meters[0].tick > 0:
             self.meters.insert(0, MeterChange(0, FOUR_FOUR))
+        # Files often repeat the meter in every track: keep one change per real change.
+        self.meters = _dedupe(self.meters, lambda m: m.signature)
+        self.tempos = _dedupe(self.tempos, lambda t: t.us_per_quarter)
 
     # --- time ---------------------------------------------------------------------------
     @property
@@ -127,3 +132,19 @@ class Score:
     def tracks_named(self, *names: str) -> list[int]:
         wanted = {n.lower() for n in names}
         return [i for i, name in enumerate(self.track_names) if name.strip().lower() in wanted]
+
+
+def _dedupe(changes: list[_C], value: Callable[[_C], object]) -> list[_C]:
+    """Sorted changes without repeats: the last change at a tick wins, and a change to the
+    value already in force is dropped."""
+    out: list[_C] = []
+    for change in changes:
+        if out and out[-1].tick == change.tick:  # type: ignore[attr-defined]
+            out[-1] = change
+        elif not out or value(out[-1]) != value(change):
+            out.append(change)
+    merged: list[_C] = []
+    for change in out:  # a same-tick replacement can make two neighbours equal again
+        if not merged or value(merged[-1]) != value(change):
+            merged.append(change)
+    return merged

@@ -1,0 +1,149 @@
+"""CLI commands around models: train, generate, models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+class UserError(Exception):
+    """A problem with what the user asked for: printed as one line, no traceback."""
+
+
+def add_train(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("train", help="train a generator from a TOML config")
+    p.add_argument("--config", required=True, help="TOML file, e.g. configs/drums-lstm.toml")
+    p.add_argument("--data", action="append", help="dataset folder (repeatable); "
+                   "default: the config's `data`")
+    p.add_argument("--out", help="output folder (default: runs/NAME)")
+    p.add_argument("--resume", action="store_true", help="continue from the output folder")
+    p.add_argument("--steps", type=int, help="override the config's number of steps")
+    p.add_argument("--cache-dir", help="parsed-data cache (default ~/.cache/musegen/data)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from musegen.training.config import TrainConfig
+    from musegen.training.trainer import TrainingDataError, train
+
+    try:
+        config = TrainConfig.from_toml(args.config)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read config {args.config}: {exc}") from None
+    if args.steps:
+        config.steps = args.steps
+    try:
+        result = train(config, args.out or f"runs/{config.name}", data_dirs=args.data,
+                       resume=args.resume, cache_dir=args.cache_dir,
+                       progress=not args.no_progress)
+    except TrainingDataError as exc:
+        raise UserError(str(exc)) from None
+    print(json.dumps({"out": str(result.out), "step": result.step, "params": result.params,
+                      "train_loss": round(result.train_loss, 4),
+                      "nll_bits_per_token": round(result.val_nll_bits, 4)}))
+    return 0
+
+
+def models_json() -> list[dict[str, Any]]:
+    from musegen.checkpoint import shipped_models
+
+    out = []
+    for meta, model_config in shipped_models():
+        out.append({
+            "name": meta.name, "version": meta.version, "family": model_config["family"],
+            "part": meta.part, "genres": list(meta.genres),
+            "density_range": list(meta.density_range),
+            "params": meta.training.get("params"), "metrics": meta.metrics,
+        })
+    return out
+
+
+def add_models(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("models", help="list the shipped models")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(run=run_models)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    rows = models_json()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['name']:20} {r['version']:7} {r['family']:12} {r['part']:7} "
+              f"{r['params'] or '?':>9} params  genres: {', '.join(r['genres'])}")
+    if not rows:
+        print("no shipped models", file=sys.stderr)
+    return 0
+
+
+DEFAULT_DENSITY = {"drums": 16.0, "melody": 8.0}
+
+
+def add_generate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("generate", help="write a MIDI file from a model")
+    p.add_argument("--model", required=True, help="shipped model name or model folder")
+    p.add_argument("--genre", help="one of the model's genres (default: its first)")
+    p.add_argument("--density", type=float,
+                   help="target note onsets per 4/4 bar (drums: all hits)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--bars", type=int, default=8)
+    p.add_argument("--tempo", type=float, default=120.0, help="BPM written into the file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prime", help="MIDI file to continue from")
+    p.add_argument("--out", required=True, help="output .mid file")
+    p.set_defaults(run=run_generate)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    print(json.dumps(generate_file(args)))
+    return 0
+
+
+def generate_file(args: argparse.Namespace) -> dict[str, Any]:
+    from pathlib import Path
+
+    from musegen.checkpoint import load_model
+    from musegen.controls import ControlError
+    from musegen.generation.generator import BarGenerator, Controls
+    from musegen.generation.sampling import SamplingConfig
+    from musegen.midi_io import MidiFileError, load_score, save_score
+
+    if args.bars < 1:
+        raise UserError("--bars must be at least 1")
+    if not 20 <= args.tempo <= 400:
+        raise UserError(f"--tempo {args.tempo} is outside 20..400 BPM")
+    try:
+        loaded = load_model(args.model)
+        sampling = SamplingConfig(args.temperature, args.top_k, args.top_p)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    meta = loaded.meta
+    genre = args.genre or meta.genres[0]
+    density = DEFAULT_DENSITY[meta.part] if args.density is None else args.density
+    try:
+        controls = Controls(meta.genre_control.validate(genre),
+                            meta.density_control.validate(density))
+    except ControlError as exc:
+        raise UserError(str(exc)) from None
+    gen = BarGenerator(loaded, sampling, seed=args.seed)
+    if args.prime:
+        try:
+            prime = load_score(args.prime)
+        except MidiFileError as exc:
+            raise UserError(f"cannot prime from {args.prime}: {exc}") from None
+        prime = prime.drums() if meta.part == "drums" else prime.pitched()
+        bars = loaded.codec.encode_bars(prime)
+        gen.prime(bars, meta.density_control.extract(prime)[: len(bars)], controls.genre)
+    tokens = gen.generate(args.bars, controls)
+    score = loaded.codec.decode(tokens, bpm=args.tempo)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    save_score(score, args.out)
+    return {"out": str(args.out), "model": meta.name, "genre": controls.genre,
+            "density": controls.density, "bars": args.bars, "notes": len(score.notes),
+            "tokens": len(tokens)}

@@ -1,0 +1,1 @@
+"""Generation: grammar masks, sampling and the bar-by-bar generation loop."""

@@ -1,0 +1,122 @@
+"""Bar-by-bar generation with live controls, on top of a model's streaming `step`.
+
+The generator keeps the model's stream state between bars. A bar ends when the model samples
+the next BAR token; that token is held back and fed at the start of the following bar with
+that bar's controls, so a genre or density change takes effect exactly from the next bar.
+EOS is masked out: a co-player never decides to stop by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from musegen.checkpoint import LoadedModel
+from musegen.drum_tokens import BAR, BOS, EOS
+from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
+from musegen.generation.sampling import SamplingConfig, sample_token
+from musegen.tokenizer import DrumCodec, PerformanceCodec
+
+MAX_TOKENS_PER_BAR = 256  # a runaway bar is closed here rather than stall the player
+
+
+@dataclass
+class Controls:
+    genre: str
+    density: float
+
+
+class BarGenerator:
+    def __init__(
+        self, loaded: LoadedModel, sampling: SamplingConfig | None = None, seed: int = 0
+    ) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.sampling = sampling or SamplingConfig()
+        self.generator = torch.Generator().manual_seed(seed)
+        self.grammar = _grammar_for(loaded)
+        self.state = self.model.start_stream(1)
+        self.max_len: int | None = getattr(self.model.config, "max_len", None)
+        self.history: list[tuple[int, int, int]] = []  # (token, genre id, density bin) fed
+        self._logits: torch.Tensor | None = None
+        self._started = False
+
+    def _ids(self, controls: Controls) -> tuple[int, int]:
+        meta = self.loaded.meta
+        genre = meta.genre_control.index(controls.genre)
+        density = meta.density_control.to_bin(meta.density_control.validate(controls.density))
+        return genre, density
+
+    def _feed(self, token: int, genre: int, density: int) -> None:
+        if self.max_len is not None and len(self.history) >= self.max_len:
+            self._restart_with_recent_context()
+        self.history.append((token, genre, density))
+        g = torch.tensor([genre])
+        logits, self.state = self.model.step(torch.tensor([token]), g, torch.tensor([density]),
+                                             self.state)
+        self._logits = logits[0]
+        if token != BOS:
+            self.grammar.advance(token)
+
+    def _restart_with_recent_context(self) -> None:
+        """A model with a bounded context keeps its most recent half after a fresh start."""
+        keep = self.history[-(self.max_len or 2) // 2 :]
+        self.state, self.history = self.model.start_stream(1), []
+        with torch.inference_mode():
+            for token, genre, density in [(BOS, keep[0][1], keep[0][2]), *keep]:
+                self.history.append((token, genre, density))
+                logits, self.state = self.model.step(
+                    torch.tensor([token]), torch.tensor([genre]), torch.tensor([density]),
+                    self.state,
+                )
+                self._logits = logits[0]
+
+    def prime(self, bars: Sequence[Sequence[int]], densities: Sequence[float], genre: str) -> None:
+        """Feed existing bars (e.g. what the player just played) before generating."""
+        for bar, density in zip(bars, densities, strict=True):
+            genre_id, bin_ = self._ids(Controls(genre, min(density,
+                                                            self.loaded.meta.density_range[1])))
+            self._start(genre_id, bin_)
+            for token in bar[1:] if bar and bar[0] == BAR else bar:
+                self._feed(int(token), genre_id, bin_)
+
+    def _start(self, genre: int, density: int) -> None:
+        if not self._started:
+            self._feed(BOS, genre, density)
+            self._started = True
+        self._feed(BAR, genre, density)
+
+    @torch.inference_mode()
+    def next_bar(self, controls: Controls) -> list[int]:
+        """Tokens of one new bar (starting with BAR) under the given controls."""
+        genre, density = self._ids(controls)
+        self._start(genre, density)
+        tokens = [BAR]
+        while len(tokens) < MAX_TOKENS_PER_BAR:
+            allowed = torch.from_numpy(self.grammar.allowed().copy())
+            allowed[EOS] = False
+            assert self._logits is not None
+            token = sample_token(self._logits, allowed, self.sampling, self.generator)
+            if token == BAR:
+                break
+            self._feed(token, genre, density)
+            tokens.append(token)
+        return tokens
+
+    def generate(self, bars: int, controls: Controls) -> list[int]:
+        out: list[int] = []
+        for _ in range(bars):
+            out.extend(self.next_bar(controls))
+        return out
+
+
+def _grammar_for(loaded: LoadedModel) -> Grammar:
+    codec: Any = loaded.codec
+    if isinstance(codec, DrumCodec):
+        return DrumGrammar(codec.tokenizer)
+    if isinstance(codec, PerformanceCodec):
+        return PerformanceGrammar(codec.tokenizer)
+    raise TypeError(f"no grammar for {type(codec).__name__}")

@@ -1,0 +1,1 @@
+"""Training: windows into batches, the training loop, checkpoints and resume."""
