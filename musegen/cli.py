@@ -9,7 +9,14 @@ import sys
 from collections.abc import Sequence
 
 from musegen import __version__
-from musegen.cli_models import UserError, add_generate, add_models, add_train
+from musegen.cli_models import (
+    UserError,
+    add_bench,
+    add_generate,
+    add_models,
+    add_run,
+    add_train,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--info", action="store_true", help="informational logging")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    add_run(commands)
     _add_data(commands)
     add_train(commands)
     add_generate(commands)
     add_models(commands)
+    add_bench(commands)
     _add_paths(commands)
     return parser
 

@@ -22,6 +22,7 @@ class TrainConfig:
     window_bars: int = 2
     hop_bars: int = 1
     max_len: int = 512
+    max_windows_per_genre: int = 0  # 0: all training windows
     batch_size: int = 32
     steps: int = 2000
     lr: float = 2e-3

@@ -52,8 +52,14 @@ def build_examples(
     density: DensityControl,
     genres: GenreControl,
     max_len: int,
+    max_per_genre: int = 0,
+    seed: int = 0,
 ) -> ExampleSet:
-    """Every window of `bars` bars in the split, cut to at most `max_len` + 1 tokens."""
+    """Every window of `bars` bars in the split, cut to at most `max_len` + 1 tokens.
+
+    `max_per_genre` > 0 keeps a seeded random subset of at most that many windows per genre,
+    so one big set (POP909 is two thirds of the melodic bars) does not drown the genre signal.
+    """
     edges = np.asarray(density.edges)
     tokens, dens, genre = [], [], []
     for data in datasets:
@@ -65,7 +71,24 @@ def build_examples(
             tokens.append(seq)
             dens.append(per_token.astype(np.int64))
             genre.append(genres.index(w.piece.genre))
-    return ExampleSet(tokens, dens, np.asarray(genre, dtype=np.int64), bars)
+    keep = _cap_per_genre(np.asarray(genre, dtype=np.int64), max_per_genre, seed)
+    return ExampleSet(
+        [tokens[i] for i in keep], [dens[i] for i in keep],
+        np.asarray(genre, dtype=np.int64)[keep], bars,
+    )
+
+
+def _cap_per_genre(genre: IntArray, cap: int, seed: int) -> IntArray:
+    if cap <= 0:
+        return np.arange(len(genre))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for g in np.unique(genre):
+        members = np.flatnonzero(genre == g)
+        if len(members) > cap:
+            members = np.sort(rng.choice(members, cap, replace=False))
+        keep.append(members)
+    return np.sort(np.concatenate(keep)) if keep else np.arange(0)
 
 
 def collate(

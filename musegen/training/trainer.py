@@ -92,11 +92,10 @@ def train(
         config, data_dirs or config.data, cache_dir, progress and rank == 0
     )
     density, genres = DensityControl.for_part(config.part), GenreControl.for_part(config.part)
-    train_set, val_set = (
-        build_examples(datasets, split, config.window_bars, config.hop_bars, density, genres,
-                       config.max_len)
-        for split in ("train", "validation")
-    )
+    train_set = build_examples(datasets, "train", config.window_bars, config.hop_bars, density,
+                               genres, config.max_len, config.max_windows_per_genre, config.seed)
+    val_set = build_examples(datasets, "validation", config.window_bars, config.hop_bars,
+                             density, genres, config.max_len)
     if not len(train_set):
         raise TrainingDataError(f"no {config.window_bars}-bar training windows in {data_dirs}")
     model_config = preset(config.family, config.preset, codec.vocab_size, len(genres.labels),

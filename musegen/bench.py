@@ -1,0 +1,128 @@
+"""`musegen bench`: step latency and real-time factor of the shipped models, with baselines.
+
+All timings run at batch 1 on one thread (`torch.set_num_threads(1)`), as on a Raspberry Pi
+core, and report medians and p99 over many steps after a warm-up. The LSTM section measures,
+for the shipped LSTM's own shapes and in the same run: our streaming step, the raw
+matrix-vector products that step cannot avoid (the floor), and a naive baseline that calls
+`torch.nn.LSTM` one token at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from musegen.checkpoint import LoadedModel, load_model, shipped_models
+from musegen.generation.generator import BarGenerator, Controls
+from musegen.generation.sampling import SamplingConfig
+from musegen.models import LSTMConfig
+
+BAR_SECONDS_AT_120 = 2.0  # one 4/4 bar at 120 BPM
+
+
+def timed(fn: Callable[[], object], steps: int, warmup: int = 20) -> dict[str, float]:
+    """p50/p99 of one call in milliseconds."""
+    for _ in range(warmup):
+        fn()
+    samples = np.empty(steps)
+    for i in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        samples[i] = time.perf_counter() - t0
+    return {"p50": float(np.percentile(samples, 50) * 1e3),
+            "p99": float(np.percentile(samples, 99) * 1e3)}
+
+
+def step_latency(loaded: LoadedModel, steps: int) -> dict[str, float]:
+    model = loaded.model
+    state = model.start_stream(1)
+    token, genre, density = torch.tensor([3]), torch.tensor([0]), torch.tensor([0])
+    limit = getattr(model.config, "max_len", None)
+    count = [0]
+
+    def one() -> None:
+        nonlocal state
+        if limit is not None and count[0] >= limit:  # stay inside a bounded context
+            state, count[0] = model.start_stream(1), 0
+        model.step(token, genre, density, state)
+        count[0] += 1
+
+    with torch.inference_mode():
+        return timed(one, steps)
+
+
+def realtime_factor(loaded: LoadedModel, bars: int) -> float:
+    """Seconds of music at 120 BPM generated per second of compute, at the busiest density."""
+    meta = loaded.meta
+    dense = meta.density_control.bin_centre(meta.density_control.num_bins - 1)
+    gen = BarGenerator(loaded, SamplingConfig(temperature=1.0), seed=0)
+    controls = Controls(meta.genres[0], dense)
+    gen.next_bar(controls)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(bars):
+        gen.next_bar(controls)
+    return bars * BAR_SECONDS_AT_120 / (time.perf_counter() - t0)
+
+
+def lstm_baseline(config: LSTMConfig, steps: int) -> dict[str, Any]:
+    """Naive nn.LSTM stepping and the raw matvec floor for an LSTM of these shapes."""
+    emb, hid, layers, vocab = config.d_embed, config.hidden, config.layers, config.vocab_size
+    naive = nn.LSTM(emb, hid, layers).eval()
+    head = nn.Linear(hid, vocab).eval()
+    x = torch.randn(1, 1, emb)
+    state = (torch.zeros(layers, 1, hid), torch.zeros(layers, 1, hid))
+
+    def naive_step() -> None:
+        nonlocal state
+        out, state = naive(x, state)
+        head(out[0])
+
+    weights = [(torch.randn(4 * hid, emb if k == 0 else hid), torch.randn(4 * hid, hid))
+               for k in range(layers)]
+    w_head = torch.randn(vocab, hid)
+    v_in, v_h = torch.randn(emb), torch.randn(hid)
+    outs = [torch.empty(4 * hid) for _ in range(2 * layers)]
+    out_head = torch.empty(vocab)
+
+    def matvecs() -> None:
+        for k, (w_ih, w_hh) in enumerate(weights):
+            torch.mv(w_ih, v_in if k == 0 else v_h, out=outs[2 * k])
+            torch.mv(w_hh, v_h, out=outs[2 * k + 1])
+        torch.mv(w_head, v_h, out=out_head)
+
+    with torch.inference_mode():
+        return {
+            "shape": {"layers": layers, "input": emb, "hidden": hid, "vocab": vocab},
+            "naive_step_ms_p50": timed(naive_step, steps)["p50"],
+            "matmul_ms_p50": timed(matvecs, steps)["p50"],
+        }
+
+
+def run_bench(
+    names: list[str] | None = None, steps: int = 500, bars: int = 8
+) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    names = names or [meta.name for meta, _ in shipped_models()]
+    rows: list[dict[str, Any]] = []
+    lstm: dict[str, Any] | None = None
+    for name in names:
+        loaded = load_model(name)
+        latency = step_latency(loaded, steps)
+        rows.append({
+            "name": loaded.meta.name, "family": loaded.family, "part": loaded.meta.part,
+            "params": loaded.model.num_parameters(),
+            "step_ms_p50": round(latency["p50"], 4), "step_ms_p99": round(latency["p99"], 4),
+            "realtime_factor": round(realtime_factor(loaded, bars), 1),
+        })
+        if lstm is None and isinstance(loaded.model.config, LSTMConfig):
+            lstm = lstm_baseline(loaded.model.config, steps)
+            lstm["model"] = loaded.meta.name
+            lstm["ours_step_ms_p50"] = round(latency["p50"], 4)
+            lstm["ratio_to_matmul"] = round(latency["p50"] / lstm["matmul_ms_p50"], 2)
+            lstm["speedup_vs_naive"] = round(lstm["naive_step_ms_p50"] / latency["p50"], 2)
+    return {"threads": 1, "steps": steps, "models": rows, "lstm_baseline": lstm}
