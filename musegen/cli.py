@@ -15,6 +15,7 @@ from musegen.cli_models import (
     add_generate,
     add_models,
     add_run,
+    add_ship,
     add_train,
 )
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate(commands)
     add_models(commands)
     add_bench(commands)
+    add_ship(commands)
     _add_paths(commands)
     return parser
 

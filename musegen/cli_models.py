@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -41,9 +42,11 @@ def run_train(args: argparse.Namespace) -> int:
                        progress=not args.no_progress)
     except TrainingDataError as exc:
         raise UserError(str(exc)) from None
-    print(json.dumps({"out": str(result.out), "step": result.step, "params": result.params,
-                      "train_loss": round(result.train_loss, 4),
-                      "nll_bits_per_token": round(result.val_nll_bits, 4)}))
+    if result.rank == 0:  # one report per job, valid JSON (no NaN)
+        nll = None if math.isnan(result.val_nll_bits) else round(result.val_nll_bits, 4)
+        print(json.dumps({"out": str(result.out), "step": result.step, "params": result.params,
+                          "train_loss": round(result.train_loss, 4),
+                          "nll_bits_per_token": nll}))
     return 0
 
 
@@ -211,4 +214,29 @@ def run_bench_cli(args: argparse.Namespace) -> int:
         print(f"LSTM {base['shape']}: ours {base['ours_step_ms_p50']:.3f} ms, matvec floor "
               f"{base['matmul_ms_p50']:.3f} ms (x{base['ratio_to_matmul']}), naive nn.LSTM "
               f"{base['naive_step_ms_p50']:.3f} ms (ours x{base['speedup_vs_naive']} faster)")
+    return 0
+
+
+def add_ship(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("ship", help="copy a training run into models/ with a model card")
+    p.add_argument("run", help="training output folder, e.g. runs/drums-lstm")
+    p.add_argument("--models-dir", default="models", help="where shipped models live")
+    p.add_argument("--eval-json", help="output of `musegen eval --json` for the card")
+    p.add_argument("--bench-json", help="output of `musegen bench --json` for the card")
+    p.set_defaults(run=run_ship)
+
+
+def run_ship(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from musegen.cards import ship
+    from musegen.checkpoint import read_meta
+
+    name = read_meta(args.run)[0].name
+    evaluated = json.loads(Path(args.eval_json).read_text()) if args.eval_json else None
+    bench_row = None
+    if args.bench_json:
+        report = json.loads(Path(args.bench_json).read_text())
+        bench_row = next((r for r in report["models"] if r["name"] == name), None)
+    print(ship(args.run, args.models_dir, evaluated, bench_row))
     return 0

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -185,13 +186,16 @@ def _cache_key(
 
 def _save(cache: Path, key: str, data: PreparedDataset) -> None:
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / f"{key}.tmp.npz"
-    np.savez(tmp, tokens=data.tokens, bar_offsets=data.bar_offsets, bar_density=data.bar_density)
+    # Temporary names unique to this process: ranks of one torchrun job may build at once.
+    stem = f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp_arrays, tmp_meta = cache / f"{stem}.npz", cache / f"{stem}.json"
+    np.savez(tmp_arrays, tokens=data.tokens, bar_offsets=data.bar_offsets,
+             bar_density=data.bar_density)
     meta = {"root": data.root, "part": data.part, "tokenizer": data.tokenizer,
             "pieces": [asdict(p) for p in data.pieces], "skipped": data.skipped}
-    (cache / f"{key}.tmp.json").write_text(json.dumps(meta))
-    os.replace(tmp, cache / f"{key}.npz")  # arrays first: a json without arrays is never read
-    os.replace(cache / f"{key}.tmp.json", cache / f"{key}.json")
+    tmp_meta.write_text(json.dumps(meta))
+    os.replace(tmp_arrays, cache / f"{key}.npz")  # arrays first: a json without arrays is
+    os.replace(tmp_meta, cache / f"{key}.json")  # never read
 
 
 def _load(cache: Path, key: str) -> PreparedDataset | None:

@@ -49,8 +49,9 @@ class TrainResult:
     out: Path
     step: int
     train_loss: float
-    val_nll_bits: float
+    val_nll_bits: float  # NaN where this process did not validate (DDP ranks > 0)
     params: int
+    rank: int = 0
 
 
 def load_training_data(
@@ -145,7 +146,7 @@ def train(
     bar.close()
     if world > 1:
         dist.barrier()
-    return TrainResult(out, step, loss_value, val_bits, model.num_parameters())
+    return TrainResult(out, step, loss_value, val_bits, model.num_parameters(), rank)
 
 
 @torch.no_grad()

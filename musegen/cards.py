@@ -1,0 +1,99 @@
+"""Ship a training run as a model in `models/`: weights, configs and a model card.
+
+The card is written from what the run recorded (config, parameter count, validation NLL) and
+from `musegen eval` / `musegen bench` JSON when given, so its numbers are measured, not typed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from musegen.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_meta
+from musegen.tokenizer import TOKENIZER_FILE
+
+DATA_CREDITS = {
+    "groove-midi": "Groove MIDI Dataset v1.0.0, Magenta (Gillick et al. 2019, \"Learning to "
+    "Groove with Inverse Sequence Transformations\", ICML). Licence: CC BY 4.0.",
+    "pop909": "POP909 (Wang et al. 2020, \"POP909: A Pop-song Dataset for Music Arrangement "
+    "Generation\", ISMIR), Music X Lab. Licence: MIT.",
+    "nottingham": "Nottingham Music Database by Eric Foxley, cleaned by Jukedeck "
+    "(jukedeck/nottingham-dataset). Licence: GNU GPL v3.",
+    "openewld": "OpenEWLD, Open Enhanced Wikifonia Leadsheet Dataset (00sapo). Licence: MIT.",
+    "weimar-jazz": "Weimar Jazz Database, Jazzomat Research Project (Pfleiderer et al. 2017, "
+    "\"Inside the Jazzomat\"), via the jazzodata R package. Licence: MIT.",
+}
+
+
+def ship(
+    run: str | Path,
+    models_root: str | Path,
+    eval_json: dict[str, Any] | None = None,
+    bench_row: dict[str, Any] | None = None,
+) -> Path:
+    run = Path(run)
+    meta, model_config = read_meta(run)
+    dest = Path(models_root) / meta.name
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_FILE, TOKENIZER_FILE):
+        shutil.copyfile(run / name, dest / name)
+    config = json.loads((run / CONFIG_FILE).read_text())
+    if eval_json:
+        config["metrics"] = {**config.get("metrics", {}), **eval_json}
+    (dest / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    (dest / CARD_FILE).write_text(card_text(config, model_config, bench_row))
+    return dest
+
+
+def card_text(
+    config: dict[str, Any], model_config: dict[str, Any], bench: dict[str, Any] | None
+) -> str:
+    training = config.get("training", {})
+    data = [Path(d).name for d in training.get("data", [])]
+    lines = [
+        f"# {config['name']} (v{config.get('version', '0.1.0')})",
+        "",
+        f"A {model_config['family']} generator for the **{config['part']}** part, conditioned "
+        f"on genre ({', '.join(config['genres'])}) and on note density per bar "
+        f"({config['density_range'][0]:g} to {config['density_range'][1]:g} onsets per 4/4 bar"
+        + (", all hits" if config["part"] == "drums" else "") + ").",
+        "",
+        "## Data and licences",
+        "",
+        *[f"- `{d}`: {DATA_CREDITS.get(d, 'user data')}" for d in data],
+        "",
+        "The weights are derived from this data; use them under its licences and credit it.",
+        "",
+        "## Training",
+        "",
+        "```",
+        f"musegen train --config configs/{config['name']}.toml --out runs/{config['name']}",
+        "```",
+        "",
+        f"- parameters: {training.get('params', '?'):,}",
+        f"- model: `{json.dumps(model_config)}`",
+        f"- steps {training.get('steps')}, batch {training.get('batch_size')}, windows of "
+        f"{training.get('window_bars')} bars, seed {training.get('seed')}; CPU",
+        "",
+        "## Metrics (`musegen eval`, on our validation split)",
+        "",
+        *_table(config.get("metrics", {})),
+        "",
+        "## Speed (`musegen bench`, batch 1, one thread)",
+        "",
+        *(_table(bench) if bench else ["not measured yet"]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _table(values: dict[str, Any]) -> list[str]:
+    if not values:
+        return ["not measured yet"]
+    rows = ["| metric | value |", "| --- | --- |"]
+    for key, value in values.items():
+        shown = json.dumps(value) if isinstance(value, dict | list) else value
+        rows.append(f"| {key} | {shown} |")
+    return rows
