@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from musegen import __version__
+from musegen.cli_eval import add_eval
 from musegen.cli_models import (
     UserError,
     add_bench,
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(commands)
     add_generate(commands)
     add_models(commands)
+    add_eval(commands)
     add_bench(commands)
     add_ship(commands)
     _add_paths(commands)

@@ -103,6 +103,12 @@ def train(
                           density.num_bins)
     for key, value in config.model.items():
         setattr(model_config, key, tuple(value) if isinstance(value, list) else value)
+    model_limit = getattr(model_config, "max_len", None)
+    if model_limit is not None and model_limit < config.max_len:
+        raise TrainingDataError(
+            f"windows of up to {config.max_len} tokens do not fit the model's context of "
+            f"{model_limit}: lower max_len or raise model.max_len"
+        )
     model = build_generator(model_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
