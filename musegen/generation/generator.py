@@ -43,6 +43,9 @@ class BarGenerator:
         self.history: list[tuple[int, int, int]] = []  # (token, genre id, density bin) fed
         self._logits: torch.Tensor | None = None
         self._started = False
+        # Inputs of one step, refilled in place: no tensor is allocated per token.
+        self._token, self._genre, self._density = (torch.zeros(1, dtype=torch.long)
+                                                   for _ in range(3))
 
     def _ids(self, controls: Controls) -> tuple[int, int]:
         meta = self.loaded.meta
@@ -54,8 +57,8 @@ class BarGenerator:
         if self.max_len is not None and len(self.history) >= self.max_len:
             self._restart_with_recent_context()
         self.history.append((token, genre, density))
-        g = torch.tensor([genre])
-        logits, self.state = self.model.step(torch.tensor([token]), g, torch.tensor([density]),
+        self._token[0], self._genre[0], self._density[0] = token, genre, density
+        logits, self.state = self.model.step(self._token, self._genre, self._density,
                                              self.state)
         self._logits = logits[0]
         if token != BOS:
@@ -96,7 +99,7 @@ class BarGenerator:
         self._start(genre, density)
         tokens = [BAR]
         while len(tokens) < MAX_TOKENS_PER_BAR:
-            allowed = torch.from_numpy(self.grammar.allowed().copy())
+            allowed = torch.from_numpy(self.grammar.allowed())  # the grammar's own buffer
             allowed[EOS] = False
             assert self._logits is not None
             token = sample_token(self._logits, allowed, self.sampling, self.generator)
