@@ -27,6 +27,12 @@ DATA_CREDITS = {
 }
 
 
+_FAMILY_NAMES = {"lstm": "LSTM", "transformer": "Transformer", "wavenet": "WaveNet-style"}
+
+# eval output that describes the run rather than measuring the model
+_NOT_METRICS = {"model", "part", "plots", "data"}
+
+
 def ship(
     run: str | Path,
     models_root: str | Path,
@@ -41,7 +47,8 @@ def ship(
         shutil.copyfile(run / name, dest / name)
     config = json.loads((run / CONFIG_FILE).read_text())
     if eval_json:
-        config["metrics"] = {**config.get("metrics", {}), **eval_json}
+        measured = {k: v for k, v in eval_json.items() if k not in _NOT_METRICS}
+        config["metrics"] = {**config.get("metrics", {}), **measured}
     (dest / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     (dest / CARD_FILE).write_text(card_text(config, model_config, bench_row))
     return dest
@@ -55,7 +62,7 @@ def card_text(
     lines = [
         f"# {config['name']} (v{config.get('version', '0.1.0')})",
         "",
-        f"A {model_config['family']} generator for the **{config['part']}** part, conditioned "
+        f"A {_FAMILY_NAMES.get(model_config['family'], model_config['family'])} generator for the **{config['part']}** part, conditioned "
         f"on genre ({', '.join(config['genres'])}) and on note density per bar "
         f"({config['density_range'][0]:g} to {config['density_range'][1]:g} onsets per 4/4 bar"
         + (", all hits" if config["part"] == "drums" else "") + ").",
@@ -79,14 +86,29 @@ def card_text(
         "",
         "## Metrics (`musegen eval`, on our validation split)",
         "",
-        *_table(config.get("metrics", {})),
+        f"`musegen eval --model {config['name']} --data "
+        + " --data ".join(training.get("data", [])[:1]) + " --json --plots plots/`",
         "",
+        *_table({k: v for k, v in config.get("metrics", {}).items() if k != "per_genre"}),
+        "",
+        *_per_genre(config.get("metrics", {}).get("per_genre", {})),
         "## Speed (`musegen bench`, batch 1, one thread)",
         "",
         *(_table(bench) if bench else ["not measured yet"]),
         "",
     ]
     return "\n".join(lines)
+
+
+def _per_genre(per_genre: dict[str, dict[str, Any]]) -> list[str]:
+    if not per_genre:
+        return []
+    keys = list(next(iter(per_genre.values())))
+    rows = ["Per genre:", "", "| genre | " + " | ".join(keys) + " |",
+            "| --- " * (len(keys) + 1) + "|"]
+    rows += [f"| {g} | " + " | ".join(str(v.get(k)) for k in keys) + " |"
+             for g, v in per_genre.items()]
+    return [*rows, ""]
 
 
 def _table(values: dict[str, Any]) -> list[str]:

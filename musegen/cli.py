@@ -28,11 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO if args.info else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if not hasattr(args, "run"):
+    if not hasattr(args, "handler"):
         parser.print_help()
         return 0
     try:
-        result: int = args.run(args)
+        result: int = args.handler(args)
     except KeyboardInterrupt:
         return 130
     except UserError as exc:
@@ -79,7 +79,7 @@ def _add_data(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     stats.add_argument("--cache-dir", help="where parsed data is cached (default ~/.cache/musegen)")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.add_argument("--no-progress", action="store_true", help="no progress bar")
-    stats.set_defaults(run=_run_data_stats)
+    stats.set_defaults(handler=_run_data_stats)
 
 
 def _run_data_stats(args: argparse.Namespace) -> int:
@@ -102,7 +102,7 @@ def _run_data_stats(args: argparse.Namespace) -> int:
 def _add_paths(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     paths = commands.add_parser("paths", help="where the shipped models and web page are")
     paths.add_argument("--json", action="store_true", help="print one JSON object")
-    paths.set_defaults(run=_run_paths)
+    paths.set_defaults(handler=_run_paths)
 
 
 def _run_paths(args: argparse.Namespace) -> int:

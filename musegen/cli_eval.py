@@ -36,7 +36,7 @@ def add_eval(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    "0: torch's default)")
     p.add_argument("--cache-dir", help="parsed-data cache (default ~/.cache/musegen/data)")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=run_eval)
+    p.set_defaults(handler=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:

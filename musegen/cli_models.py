@@ -23,7 +23,7 @@ def add_train(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--steps", type=int, help="override the config's number of steps")
     p.add_argument("--cache-dir", help="parsed-data cache (default ~/.cache/musegen/data)")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=run_train)
+    p.set_defaults(handler=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -67,7 +67,7 @@ def models_json() -> list[dict[str, Any]]:
 def add_models(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("models", help="list the shipped models")
     p.add_argument("--json", action="store_true", help="print a JSON list")
-    p.set_defaults(run=run_models)
+    p.set_defaults(handler=run_models)
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -100,7 +100,7 @@ def add_generate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prime", help="MIDI file to continue from")
     p.add_argument("--out", required=True, help="output .mid file")
-    p.set_defaults(run=run_generate)
+    p.set_defaults(handler=run_generate)
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -170,7 +170,7 @@ def add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--bars", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="out/musegen-jam.mid")
-    p.set_defaults(run=run_main_job)
+    p.set_defaults(handler=run_main_job)
 
 
 def run_main_job(args: argparse.Namespace) -> int:
@@ -193,7 +193,7 @@ def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--steps", type=int, default=500, help="timed steps per model")
     p.add_argument("--bars", type=int, default=8, help="bars generated for the real-time factor")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(run=run_bench_cli)
+    p.set_defaults(handler=run_bench_cli)
 
 
 def run_bench_cli(args: argparse.Namespace) -> int:
@@ -219,11 +219,11 @@ def run_bench_cli(args: argparse.Namespace) -> int:
 
 def add_ship(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("ship", help="copy a training run into models/ with a model card")
-    p.add_argument("run", help="training output folder, e.g. runs/drums-lstm")
+    p.add_argument("run_dir", metavar="RUN", help="training output folder, e.g. runs/drums-lstm")
     p.add_argument("--models-dir", default="models", help="where shipped models live")
     p.add_argument("--eval-json", help="output of `musegen eval --json` for the card")
     p.add_argument("--bench-json", help="output of `musegen bench --json` for the card")
-    p.set_defaults(run=run_ship)
+    p.set_defaults(handler=run_ship)
 
 
 def run_ship(args: argparse.Namespace) -> int:
@@ -232,11 +232,11 @@ def run_ship(args: argparse.Namespace) -> int:
     from musegen.cards import ship
     from musegen.checkpoint import read_meta
 
-    name = read_meta(args.run)[0].name
+    name = read_meta(args.run_dir)[0].name
     evaluated = json.loads(Path(args.eval_json).read_text()) if args.eval_json else None
     bench_row = None
     if args.bench_json:
         report = json.loads(Path(args.bench_json).read_text())
         bench_row = next((r for r in report["models"] if r["name"] == name), None)
-    print(ship(args.run, args.models_dir, evaluated, bench_row))
+    print(ship(args.run_dir, args.models_dir, evaluated, bench_row))
     return 0
