@@ -62,7 +62,7 @@ def card_text(
     lines = [
         f"# {config['name']} (v{config.get('version', '0.1.0')})",
         "",
-        f"A {_FAMILY_NAMES.get(model_config['family'], model_config['family'])} generator for the **{config['part']}** part, conditioned "
+        f"A {_family_name(model_config)} generator for the **{config['part']}** part, conditioned "
         f"on genre ({', '.join(config['genres'])}) and on note density per bar "
         f"({config['density_range'][0]:g} to {config['density_range'][1]:g} onsets per 4/4 bar"
         + (", all hits" if config["part"] == "drums" else "") + ").",
@@ -98,6 +98,11 @@ def card_text(
         "",
     ]
     return "\n".join(lines)
+
+
+def _family_name(model_config: dict[str, Any]) -> str:
+    family = str(model_config["family"])
+    return _FAMILY_NAMES.get(family, family)
 
 
 def _per_genre(per_genre: dict[str, dict[str, Any]]) -> list[str]:
