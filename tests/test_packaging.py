@@ -29,10 +29,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_carries_models_and_web(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     shipped_models = [p.relative_to(REPO / "models").as_posix()
-                      for p in (REPO / "models").rglob("*") if p.suffix in {".json", ".md"}]
+                      for p in (REPO / "models").rglob("*")
+                      if p.suffix in {".json", ".md", ".safetensors"}]
     shipped_web = [p.relative_to(REPO / "web").as_posix()
                    for p in (REPO / "web").rglob("*") if p.suffix in {".html", ".js", ".css"}]
-    assert shipped_models and shipped_web
+    assert shipped_web and any(rel.endswith(".safetensors") for rel in shipped_models)
     for rel in shipped_models:
         assert f"musegen/_models/{rel}" in names
     for rel in shipped_web:
