@@ -56,6 +56,22 @@ def step_latency(loaded: LoadedModel, steps: int) -> dict[str, float]:
         return timed(one, steps)
 
 
+def step_latency_at_context(loaded: LoadedModel, context: int, steps: int) -> dict[str, float]:
+    """A bounded-context model's step with `context` tokens already cached (its worst case)."""
+    model = loaded.model
+    state = model.start_stream(1)
+    token, genre, density = torch.tensor([3]), torch.tensor([0]), torch.tensor([0])
+    with torch.inference_mode():
+        for _ in range(context):
+            model.step(token, genre, density, state)
+
+        def one() -> None:
+            state.position = context  # overwrite the same slot: the cache stays `context` deep
+            model.step(token, genre, density, state)
+
+        return timed(one, steps)
+
+
 def realtime_factor(loaded: LoadedModel, bars: int) -> float:
     """Seconds of music at 120 BPM generated per second of compute, at the busiest density."""
     meta = loaded.meta
@@ -113,12 +129,19 @@ def run_bench(
     for name in names:
         loaded = load_model(name)
         latency = step_latency(loaded, steps)
-        rows.append({
+        row = {
             "name": loaded.meta.name, "family": loaded.family, "part": loaded.meta.part,
             "params": loaded.model.num_parameters(),
             "step_ms_p50": round(latency["p50"], 4), "step_ms_p99": round(latency["p99"], 4),
             "realtime_factor": round(realtime_factor(loaded, bars), 1),
-        })
+        }
+        max_len = getattr(loaded.model.config, "max_len", None)
+        if max_len is not None:
+            context = min(1000, max_len - 1)
+            deep = step_latency_at_context(loaded, context, steps)
+            row.update({"context": context, "step_ms_p50_at_context": round(deep["p50"], 4),
+                        "step_ms_p99_at_context": round(deep["p99"], 4)})
+        rows.append(row)
         if lstm is None and isinstance(loaded.model.config, LSTMConfig):
             lstm = lstm_baseline(loaded.model.config, steps)
             lstm["model"] = loaded.meta.name

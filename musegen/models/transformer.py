@@ -62,6 +62,7 @@ class Block(nn.Module):
         super().__init__()
         self.heads = c.heads
         self.dropout = c.dropout
+        self.scale = 1.0 / math.sqrt(c.d_model // c.heads)
         self.ln1 = nn.LayerNorm(c.d_model)
         self.qkv = nn.Linear(c.d_model, 3 * c.d_model)
         self.proj = nn.Linear(c.d_model, c.d_model)
@@ -101,8 +102,11 @@ class Block(nn.Module):
         q, k, v = self._qkv(x, cos, sin)  # [B, H, 1, hd] each
         kv[0, :, :, pos : pos + 1] = k
         kv[1, :, :, pos : pos + 1] = v
-        # One query over the cached past [0..pos]: no mask needed.
-        att = F.scaled_dot_product_attention(q, kv[0, :, :, : pos + 1], kv[1, :, :, : pos + 1])
+        # One query over the cached past [0..pos]: no mask needed. Plain matmuls, because
+        # the CPU SDPA kernel is built for blocks of queries and costs ~10x more for one.
+        keys, values = kv[0, :, :, : pos + 1], kv[1, :, :, : pos + 1]  # [B, H, pos+1, hd]
+        scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scale  # [B, H, 1, pos+1]
+        att = torch.matmul(scores.softmax(dim=-1), values)  # [B, H, 1, hd]
         return self._finish(x, att)
 
 
