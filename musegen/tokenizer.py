@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from musegen.drum_tokens import DrumTokenizer, DrumTokenizerConfig
 from musegen.drums import encode_drums
@@ -20,6 +20,7 @@ from musegen.score import Score, TempoChange
 from musegen.timing import bpm_to_us
 
 TOKENIZER_FILE = "tokenizer.json"
+_T = TypeVar("_T", DrumTokenizer, PerformanceTokenizer)
 
 
 class Codec(Protocol):
@@ -37,18 +38,27 @@ class Codec(Protocol):
     def decode(self, tokens: Sequence[int], bpm: float = 120.0) -> Score: ...
 
 
-class DrumCodec:
-    part: Part = "drums"
+class _TokenizerCodec(Generic[_T]):
+    """What both codecs share: the tokenizer they wrap, its vocabulary and config."""
 
-    def __init__(self, config: DrumTokenizerConfig | None = None) -> None:
-        self.tokenizer = DrumTokenizer(config or DrumTokenizerConfig())
+    part: Part
+
+    def __init__(self, tokenizer: _T) -> None:
+        self.tokenizer: _T = tokenizer
 
     @property
     def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
+        return int(self.tokenizer.vocab_size)
 
     def config_dict(self) -> dict[str, Any]:
         return self.tokenizer.config.to_dict()
+
+
+class DrumCodec(_TokenizerCodec[DrumTokenizer]):
+    part: Part = "drums"
+
+    def __init__(self, config: DrumTokenizerConfig | None = None) -> None:
+        super().__init__(DrumTokenizer(config or DrumTokenizerConfig()))
 
     def encode_bars(self, score: Score) -> list[list[int]]:
         pattern = encode_drums(score, self.tokenizer.config.steps_per_quarter)
@@ -58,18 +68,11 @@ class DrumCodec:
         return self.tokenizer.decode_to_score(list(tokens), bpm=bpm)
 
 
-class PerformanceCodec:
+class PerformanceCodec(_TokenizerCodec[PerformanceTokenizer]):
     part: Part = "melody"
 
     def __init__(self, config: PerformanceConfig | None = None) -> None:
-        self.tokenizer = PerformanceTokenizer(config or PerformanceConfig())
-
-    @property
-    def vocab_size(self) -> int:
-        return self.tokenizer.vocab_size
-
-    def config_dict(self) -> dict[str, Any]:
-        return self.tokenizer.config.to_dict()
+        super().__init__(PerformanceTokenizer(config or PerformanceConfig()))
 
     def encode_bars(self, score: Score) -> list[list[int]]:
         return self.tokenizer.encode_bars(score)
