@@ -1,0 +1,148 @@
+"""The clock contract: wall time (seconds) <-> musical position (quarter notes).
+
+The engine works in ticks and beats; a `Clock` is the only thing that knows seconds. Clocks
+never read the wall clock themselves in their logic: time arrives as an injected `now()` or
+as explicit timestamps, so tests can drive them deterministically and no thread is needed.
+
+Transport changes (start, stop, continue, song-position jumps, tempo changes, clock loss)
+are reported as small frozen dataclasses, both to synchronous listeners and to a bounded
+queue that a polling engine drains with `drain_events()`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from musegen.timing import PPQN
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Transport started from the top; `beat` is 0.0."""
+
+    t: float
+    beat: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Transport stopped; `beat` is where a later continue resumes."""
+
+    t: float
+    beat: float
+
+
+@dataclass(frozen=True, slots=True)
+class Continue:
+    """Transport resumed at `beat`."""
+
+    t: float
+    beat: float
+
+
+@dataclass(frozen=True, slots=True)
+class SongPosition:
+    """The position jumped to `beat` (a locate, or a MIDI song position pointer)."""
+
+    t: float
+    beat: float
+
+
+@dataclass(frozen=True, slots=True)
+class TempoChange:
+    t: float
+    bpm: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClockLost:
+    """An external clock went silent; `action` says whether the clock stopped or free-runs."""
+
+    t: float
+    beat: float
+    action: Literal["stop", "hold"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClockRegained:
+    """Ticks came back after a loss; `beat` is the position at the first new tick."""
+
+    t: float
+    beat: float
+
+
+TransportEvent = Start | Stop | Continue | SongPosition | TempoChange | ClockLost | ClockRegained
+Listener = Callable[[TransportEvent], None]
+
+# An engine that never drains must not grow memory without bound; the oldest events go.
+EVENT_QUEUE_LEN = 1024
+# Timestamps outside this range (or NaN) are garbage, not seconds: 1e12 s is 31,000 years.
+MAX_ABS_TIME = 1e12
+
+
+def valid_time(t: float) -> bool:
+    """A finite, plausible timestamp (rejects NaN and infinities without raising)."""
+    return -MAX_ABS_TIME < t < MAX_ABS_TIME
+
+
+class Clock(ABC):
+    """Maps wall time to musical position and reports transport events.
+
+    `beat_at` is a query, not a state change: the engine may ask about any time (now, or
+    now plus its look-ahead). While stopped the position holds and `time_at` answers
+    `math.inf` for any beat: nothing will sound until the transport runs.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self._events: deque[TransportEvent] = deque(maxlen=EVENT_QUEUE_LEN)
+
+    @property
+    @abstractmethod
+    def playing(self) -> bool: ...
+
+    @property
+    @abstractmethod
+    def tempo_bpm(self) -> float: ...
+
+    @abstractmethod
+    def beat_at(self, t: float) -> float:
+        """Musical position in quarter notes at wall time `t` (seconds)."""
+
+    @abstractmethod
+    def time_at(self, beat: float) -> float:
+        """Wall time at which `beat` sounds (for scheduling ahead); inf while stopped."""
+
+    def position_ticks(self, t: float) -> int:
+        """Position at `t` in engine ticks (PPQN), floored so a tick is never early.
+
+        The epsilon absorbs float error: beat 4.0 computed as 3.9999999999 is tick 1920.
+        """
+        beat = self.beat_at(t)
+        if not math.isfinite(beat):
+            return 0
+        return math.floor(beat * PPQN + 1e-6)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener` synchronously on every event (keep it short: it runs in feed())."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def drain_events(self) -> list[TransportEvent]:
+        """Events since the last drain, oldest first (at most EVENT_QUEUE_LEN)."""
+        events = list(self._events)
+        self._events.clear()
+        return events
+
+    def _emit(self, event: TransportEvent) -> None:
+        self._events.append(event)
+        for listener in tuple(self._listeners):
+            listener(event)
