@@ -18,7 +18,8 @@ def add_eval(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "real windows judges generated ones) and the longest run of bars copied from training.",
     )
     p.add_argument("--model", required=True, help="shipped model name or model folder")
-    p.add_argument("--data", required=True, help="dataset folder of the model's part")
+    p.add_argument("--data", required=True, action="append",
+                   help="dataset folder of the model's part (repeatable: evaluated as one)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plots", help="folder for PNG figures (piano rolls, density curve)")
     p.add_argument("--bars-per-request", type=int, default=8,
@@ -55,7 +56,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
     from musegen.checkpoint import load_model
     from musegen.controls import ControlError
-    from musegen.data.prepared import prepare
+    from musegen.data.prepared import merge, prepare
     from musegen.evaluation.suite import EvalError, EvalOptions, evaluate
     from musegen.generation.sampling import SamplingConfig
 
@@ -73,13 +74,15 @@ def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
         sampling = SamplingConfig(temperature=args.temperature)
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(str(exc)) from None
-    root = Path(args.data)
-    if not root.is_dir():
-        raise UserError(f"data folder {root} does not exist")
-    data = prepare(root, part=loaded.meta.part, codec=loaded.codec, cache_dir=args.cache_dir,
-                   progress=not args.no_progress)
+    parts = []
+    for root in map(Path, args.data):
+        if not root.is_dir():
+            raise UserError(f"data folder {root} does not exist")
+        parts.append(prepare(root, part=loaded.meta.part, codec=loaded.codec,
+                             cache_dir=args.cache_dir, progress=not args.no_progress))
+    data = merge(parts)
     if not data.pieces:
-        raise UserError(f"no usable {loaded.meta.part} pieces in {root}")
+        raise UserError(f"no usable {loaded.meta.part} pieces in {', '.join(args.data)}")
     options = EvalOptions(
         bars_per_request=args.bars_per_request, densities=args.densities, seed=args.seed,
         max_windows=args.max_windows, plots=Path(args.plots) if args.plots else None,

@@ -48,7 +48,8 @@ def test_performance_grammar_accepts_real_playing(rel: str) -> None:
     assert len(score.meters) == 1  # the grammar follows one meter, as a live session does
     meter = score.meters[0].signature
     tokens = [t for bar in tok.encode_bars(score) for t in bar]
-    assert _accepts(PerformanceGrammar(tok, meter, max_polyphony=64), tokens) == -1
+    grammar = PerformanceGrammar(tok, meter, max_polyphony=64, max_hold_bars=64)
+    assert _accepts(grammar, tokens) == -1
 
 
 def _random_walk(grammar: Grammar, vocab: int, steps: int, seed: int) -> list[int]:
@@ -113,3 +114,18 @@ def test_time_never_moves_past_the_bar_line() -> None:
     grammar.advance(tok.time_shift(40))
     allowed = np.flatnonzero(grammar.allowed()[tok.time_shift_ids.start : tok.time_shift_ids.stop])
     assert allowed.max() + 1 == 7  # 48 units in 4/4: at 40, shifts of 1..7 stay inside
+
+
+def test_a_note_held_past_the_limit_must_be_released_next() -> None:
+    tok = PerformanceTokenizer()
+    grammar = PerformanceGrammar(tok, max_hold_bars=1.0)  # 48 units in 4/4
+    for token in (BAR, tok.note_on(60), tok.note_on(64), tok.time_shift(47), BAR):
+        grammar.advance(token)
+    assert grammar.allowed()[tok.note_off(60)]  # 48 units: not yet over the limit
+    assert grammar.allowed()[tok.note_on(67)]
+    grammar.advance(tok.time_shift(1))
+    allowed = np.flatnonzero(grammar.allowed())
+    assert set(allowed) == {tok.note_off(60), tok.note_off(64)}
+    grammar.advance(tok.note_off(60))
+    grammar.advance(tok.note_off(64))
+    assert grammar.allowed()[BAR] and grammar.allowed()[tok.note_on(60)]

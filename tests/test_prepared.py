@@ -53,3 +53,16 @@ def _one_bar_score():  # type: ignore[no-untyped-def]
     from musegen.score import Note, Score
 
     return Score([Note(0, 60, 36, 100, 9)])
+
+
+def test_merged_datasets_keep_every_window_intact(groove_prepared) -> None:
+    from musegen.data.prepared import merge
+
+    data, _ = groove_prepared
+    both = merge([data, data])
+    assert len(both.pieces) == 2 * len(data.pieces) and both.total_bars == 2 * data.total_bars
+    first = list(data.windows(bars=2, hop=7))
+    again = list(both.windows(bars=2, hop=7))
+    assert len(again) == 2 * len(first)
+    for a, b in zip(first, again[len(first):], strict=True):
+        assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.densities, b.densities)

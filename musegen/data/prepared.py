@@ -16,7 +16,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +214,28 @@ def _load(cache: Path, key: str) -> PreparedDataset | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring unreadable cache entry %s: %s", meta_path, exc)
         return None
+
+
+def merge(datasets: Sequence[PreparedDataset]) -> PreparedDataset:
+    """Several prepared datasets of one part and tokenizer as one (e.g. the four melody sets)."""
+    if not datasets:
+        raise ValueError("nothing to merge")
+    first = datasets[0]
+    if any(d.part != first.part or d.tokenizer != first.tokenizer for d in datasets):
+        raise ValueError("can only merge datasets of one part and one tokenizer")
+    pieces: list[PieceRecord] = []
+    offsets: list[npt.NDArray[np.int64]] = []
+    token_base = bar_base = 0
+    for d in datasets:
+        pieces += [replace(p, first_bar=p.first_bar + bar_base) for p in d.pieces]
+        offsets.append(d.bar_offsets[:-1] + token_base)
+        token_base += len(d.tokens)
+        bar_base += d.total_bars
+    return PreparedDataset(
+        ";".join(d.root for d in datasets), first.part, first.tokenizer, pieces,
+        np.concatenate([d.tokens for d in datasets]),
+        np.concatenate([*offsets, np.array([token_base], dtype=np.int64)]),
+        np.concatenate([d.bar_density for d in datasets]),
+        [s for d in datasets for s in d.skipped],
+        from_cache=all(d.from_cache for d in datasets),
+    )

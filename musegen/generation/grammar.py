@@ -83,16 +83,23 @@ class PerformanceGrammar:
         tokenizer: PerformanceTokenizer,
         meter: TimeSignature = FOUR_FOUR,
         max_polyphony: int = 12,
+        max_hold_bars: float = 2.0,
     ) -> None:
         self.tok = tokenizer
         self.bar_units = meter.ticks_per_bar // tokenizer.unit
         self.max_polyphony = max_polyphony
+        # A note held longer than this must be released next: a co-player never leaves a
+        # note hanging, even when the model is unsure where the note-off goes.
+        self.max_hold = int(max_hold_bars * self.bar_units)
+        self.now = 0  # units since the first bar line
+        self._bar_start = 0
         self._mask = np.zeros(tokenizer.vocab_size, dtype=bool)
         self.bars_started = 0
         self.position = 0  # units since the bar line
         self.sounding = np.zeros(tokenizer.config.max_pitch + 1, dtype=bool)
         # pitches struck at the current moment: releasing them now would be a zero-length note
         self.fresh = np.zeros_like(self.sounding)
+        self.started = np.zeros(self.sounding.shape, dtype=np.int64)  # onset time per pitch
         self._lo = tokenizer.config.min_pitch
 
     def allowed(self) -> Mask:
@@ -100,6 +107,11 @@ class PerformanceGrammar:
         m[:] = False
         m[BAR] = True
         if self.bars_started == 0:
+            return m
+        overdue = self.sounding & (self.now - self.started > self.max_hold)
+        if overdue.any():
+            m[BAR] = False
+            m[t.note_off_ids.start : t.note_off_ids.stop] = overdue[self._lo :]
             return m
         m[EOS] = True
         pitches = self.sounding[self._lo :]
@@ -114,13 +126,18 @@ class PerformanceGrammar:
     def advance(self, token: int) -> None:
         kind, value = self.tok.describe(token)
         if kind == TokenKind.BAR:
+            if self.bars_started:
+                self._bar_start += self.bar_units
             self.bars_started += 1
             self.position = 0
+            self.now = self._bar_start
             self.fresh[:] = False
         elif kind == TokenKind.NOTE_ON:
             self.sounding[value] = self.fresh[value] = True
+            self.started[value] = self.now
         elif kind == TokenKind.NOTE_OFF:
             self.sounding[value] = False
         elif kind == TokenKind.TIME_SHIFT:
             self.position += value
+            self.now += value
             self.fresh[:] = False
