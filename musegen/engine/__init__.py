@@ -1,0 +1,36 @@
+"""The real-time engine core: parts generate bars ahead, a dispatcher sends them on time.
+
+    loaded = load_model("drums-lstm")
+    drums = Part("drums", loaded, PartControls("rock", 16.0))
+    clock, queue = InternalClock(120.0), EventQueue()
+    worker = GenerationWorker([drums], clock, queue)          # a thread, one bar ahead
+    dispatcher = Dispatcher(clock, queue, latency_ms=10.0)    # one per output
+    worker.fill_until(0.0); gc.freeze(); worker.start(); clock.start()
+    dispatcher.run_forever(output, stop_event)                # output: any `Output`
+
+Core only: no MIDI, audio or network imports; bridges implement `Output`.
+"""
+
+from __future__ import annotations
+
+from musegen.engine.dispatch import Batch, Dispatcher, StopFlag
+from musegen.engine.events import NOTE_OFF, NOTE_ON, Output, ScheduledEvent
+from musegen.engine.part import Part, PartControls, RenderedBar, shape_onset
+from musegen.engine.queue import EventQueue
+from musegen.engine.worker import GenerationWorker
+
+__all__ = [
+    "NOTE_OFF",
+    "NOTE_ON",
+    "Batch",
+    "Dispatcher",
+    "EventQueue",
+    "GenerationWorker",
+    "Output",
+    "Part",
+    "PartControls",
+    "RenderedBar",
+    "ScheduledEvent",
+    "StopFlag",
+    "shape_onset",
+]

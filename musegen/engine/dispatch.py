@@ -1,0 +1,195 @@
+"""Send queued events when they are due: beats -> wall time through the clock, at send time.
+
+An event at `beat` is due at `clock.time_at(beat) - latency`: the clock is asked when the
+event reaches the head of the queue, so tempo changes and jumps made after generation count.
+Events due at one moment go out together as a `Batch`.
+
+Notes are tracked by `note_id` from note_on to note_off, one sounding note per key (channel,
+pitch): an off is sent only for the note that is sounding, a new note on a sounding key
+first ends the old one, and `all_notes_off` (on Stop, ClockLost, or a jump) returns exactly
+the offs still owed. So the output never gets a note_on without its note_off, and an off
+left in the queue for a note cut short can never end a newer note.
+
+Transport events reach the dispatcher through a clock listener that only appends to a deque
+(safe from the MIDI input thread); they are handled on the dispatch thread at the top of
+each loop turn, so the output is only ever called from one thread.
+
+Real time: `run_forever` sleeps until shortly (`spin_s`) before the next moment, in slices
+of at most `max_sleep_s` so transport changes are seen promptly, spins the rest with
+`sleep(0)` (yielding the GIL to the generation thread), then sends. The loop does no
+logging and allocates only the small lists of a batch. The caller's job before starting it:
+load models and build the parts, then `gc.freeze()`, so the collector never walks the model
+and torch objects during playback; and lower `sys.setswitchinterval` (0.5 ms, say), since a
+generation thread busy in Python otherwise holds the GIL for up to the default 5 ms.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
+
+from musegen.clock import (
+    Clock,
+    ClockLost,
+    Continue,
+    SongPosition,
+    Start,
+    Stop,
+    TransportEvent,
+)
+from musegen.engine.events import NOTE_ON, Output, ScheduledEvent
+from musegen.engine.queue import EventQueue
+
+INBOX_LEN = 256  # transport events waiting for the loop; a flood drops the oldest
+# A shorter sleep is not worth a system call (the OS wakes 50-100 us late anyway): spin it.
+MIN_SLEEP_S = 1e-4
+
+
+class Batch(NamedTuple):
+    time: float  # when due on the dispatcher's clock (latency compensation applied)
+    beat: float
+    events: list[ScheduledEvent]
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        clock: Clock,
+        queue: EventQueue,
+        *,
+        latency_ms: float = 0.0,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        spin_s: float = 0.001,
+        max_sleep_s: float = 0.005,
+        drop_late_s: float = 0.05,
+    ) -> None:
+        self.clock = clock
+        self.queue = queue
+        self.latency_s = latency_ms / 1000.0  # the output's delay: send this much earlier
+        self.spin_s = spin_s
+        self.max_sleep_s = max_sleep_s
+        self.drop_late_s = drop_late_s  # a note_on this late is worse than silence
+        self.dropped_late = 0
+        self.max_late_s = 0.0  # the worst lateness run_forever saw when sending
+        self._now = now
+        self._sleep = sleep
+        self._sounding: dict[int, ScheduledEvent] = {}  # key -> its sounding note_on
+        self._inbox: deque[TransportEvent] = deque(maxlen=INBOX_LEN)
+        self._listener = self._inbox.append
+        clock.add_listener(self._listener)
+
+    def close(self) -> None:
+        self.clock.remove_listener(self._listener)
+
+    @property
+    def sounding(self) -> list[ScheduledEvent]:
+        """The note_ons sent whose note_off has not been sent yet."""
+        return list(self._sounding.values())
+
+    def due_time(self, beat: float) -> float:
+        return self.clock.time_at(beat) - self.latency_s
+
+    def next_due(self) -> float:
+        """When the earliest queued event is due (inf: nothing queued, or stopped)."""
+        beat = self.queue.peek_beat()
+        return math.inf if beat == math.inf else self.due_time(beat)
+
+    # -- selection ----------------------------------------------------------------------------
+
+    def pending_until(self, t: float) -> list[Batch]:
+        """Take every event due at or before `t`, as batches in time order."""
+        batches: list[Batch] = []
+        while True:
+            beat = self.queue.peek_beat()
+            if beat == math.inf or self.due_time(beat) > t:
+                break
+            event = self.queue.pop_if(beat)  # an earlier push in between is due as well
+            if event is None:
+                break
+            if not batches or batches[-1].beat != event.beat:
+                batches.append(Batch(self.due_time(event.beat), event.beat, []))
+            self._admit(event, batches[-1], t)
+        return [b for b in batches if b.events]
+
+    def _admit(self, event: ScheduledEvent, batch: Batch, t: float) -> None:
+        key = event.key
+        current = self._sounding.get(key)
+        if event.kind == NOTE_ON:
+            if t - batch.time > self.drop_late_s:
+                self.dropped_late += 1  # its off finds no sounding note and goes too
+                return
+            if current is not None:  # the key is sounding: end that note first
+                batch.events.append(current.off_at(event.beat))
+            self._sounding[key] = event
+            batch.events.append(event)
+        elif current is not None and current.note_id == event.note_id:
+            del self._sounding[key]
+            batch.events.append(event)
+        # else: an off for a note already ended (stop, jump, retrigger) or never sent
+
+    def all_notes_off(self, beat: float | None = None) -> list[ScheduledEvent]:
+        """The note_offs for every sounding note; afterwards nothing is sounding."""
+        if beat is None:
+            beat = self.clock.beat_at(self._now())
+        offs = [note.off_at(max(beat, note.beat)) for note in self._sounding.values()]
+        self._sounding.clear()
+        return offs
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def handle_transport(self) -> list[Batch]:
+        """Apply the transport events that arrived; returns the note_offs to send now."""
+        out: list[Batch] = []
+        while self._inbox:
+            event = self._inbox.popleft()
+            offs = self._on_transport(event)
+            if offs:
+                out.append(Batch(self._now(), offs[0].beat, offs))
+        return out
+
+    def _on_transport(self, event: TransportEvent) -> list[ScheduledEvent]:
+        if isinstance(event, Stop | ClockLost):
+            return self.all_notes_off(event.beat)
+        if isinstance(event, Continue):  # resume where it stopped: nothing earlier is owed
+            self.queue.drop_before(event.beat)
+            return []
+        if isinstance(event, Start | SongPosition):
+            offs = self.all_notes_off(event.beat)
+            self.queue.relocate(event.beat)
+            return offs
+        return []  # TempoChange, ClockRegained: due_time asks the clock afresh anyway
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run_forever(self, output: Output, stop_flag: StopFlag) -> None:
+        """Dispatch to `output` until `stop_flag.is_set()`; sounding notes end on the way out."""
+        now, sleep = self._now, self._sleep
+        while not stop_flag.is_set():
+            if self._inbox:
+                self._send(output, self.handle_transport())
+            due = self.next_due()
+            nap = due - now() - self.spin_s
+            if nap > MIN_SLEEP_S:
+                sleep(min(nap, self.max_sleep_s))
+                continue
+            while now() < due:
+                sleep(0.0)
+            self._send(output, self.pending_until(now()))
+        offs = self.all_notes_off()
+        if offs:
+            output.send(offs, now())
+
+    def _send(self, output: Output, batches: list[Batch]) -> None:
+        for batch in batches:
+            late = self._now() - batch.time
+            if late > self.max_late_s:
+                self.max_late_s = late
+            output.send(batch.events, batch.time)
