@@ -101,7 +101,7 @@ def run_eval(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="musegen")
     add_eval(parser.add_subparsers())
     args = parser.parse_args(["eval", *argv])
-    result: int = args.run(args)
+    result: int = args.handler(args)
     return result
 
 
