@@ -66,3 +66,29 @@ def test_merged_datasets_keep_every_window_intact(groove_prepared) -> None:
     assert len(again) == 2 * len(first)
     for a, b in zip(first, again[len(first):], strict=True):
         assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.densities, b.densities)
+
+
+def test_a_file_that_loads_but_cannot_be_tokenized_is_skipped_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import mido
+
+    from tests.conftest import FUNK_80
+
+    folder = tmp_path / "kit"
+    folder.mkdir()
+    (folder / "good.mid").write_bytes(FUNK_80.read_bytes())
+    odd = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    odd.tracks.append(track)
+    track.append(mido.MetaMessage("time_signature", numerator=9, denominator=4))  # 36 16ths
+    for i in range(8):
+        track.append(mido.Message("note_on", channel=9, note=36, velocity=90, time=0 if i == 0
+                                  else 240))
+        track.append(mido.Message("note_off", channel=9, note=36, time=60))
+    odd.save(folder / "nine-four.mid")
+    data = prepare(folder, part="drums", cache_dir=tmp_path / "cache", progress=False)
+    assert [Path(p.path).name for p in data.pieces] == ["good.mid"]
+    (skipped_path, reason), = data.skipped
+    assert Path(skipped_path).name == "nine-four.mid" and "cannot encode" in reason
+    assert "nine-four.mid" in caplog.text

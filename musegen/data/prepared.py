@@ -142,7 +142,12 @@ def _build(
     bar_density: list[float] = []
     scores = iter_scores(pieces, progress=progress)
     for piece, score in scores:
-        bars = codec.encode_bars(score)
+        try:
+            bars = codec.encode_bars(score)
+        except ValueError as exc:  # e.g. a 9/4 bar wider than the drum tokenizer's bar
+            scores.report.skip(piece.path, f"cannot encode: {exc}")
+            scores.report.loaded -= 1  # counted as loaded a moment ago
+            continue
         dens = density.extract(score)[: len(bars)]
         bars = bars[: len(dens)]
         records.append(PieceRecord(
