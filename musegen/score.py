@@ -110,9 +110,9 @@ class Score:
         return list(zip(starts, ends, strict=True))
 
     def notes_in(self, start: int, end: int) -> list[Note]:
-        """Notes whose onset lies in [start, end)."""
-        onsets = [n.start for n in self.notes]
-        return self.notes[bisect.bisect_left(onsets, start) : bisect.bisect_left(onsets, end)]
+        """Notes whose onset lies in [start, end): O(log n), as `notes` is kept sorted by onset."""
+        lo = bisect.bisect_left(self.notes, start, key=_onset)
+        return self.notes[lo : bisect.bisect_left(self.notes, end, lo=lo, key=_onset)]
 
     # --- selections ---------------------------------------------------------------------
     def drums(self) -> Score:
@@ -132,6 +132,10 @@ class Score:
     def tracks_named(self, *names: str) -> list[int]:
         wanted = {n.lower() for n in names}
         return [i for i, name in enumerate(self.track_names) if name.strip().lower() in wanted]
+
+
+def _onset(note: Note) -> int:
+    return note.start
 
 
 def _dedupe(changes: list[_C], value: Callable[[_C], object]) -> list[_C]:
