@@ -29,7 +29,7 @@ from musegen.checkpoint import ModelMeta, save_model
 from musegen.controls import DensityControl, GenreControl
 from musegen.data.prepared import PreparedDataset, prepare
 from musegen.drum_tokens import PAD
-from musegen.models import Generator, build_generator, preset
+from musegen.models import Generator, GeneratorConfig, build_generator, preset
 from musegen.tokenizer import Codec, codec_for_part
 from musegen.training.config import TrainConfig
 from musegen.training.examples import ExampleSet, build_examples, collate
@@ -54,10 +54,26 @@ class TrainResult:
     rank: int = 0
 
 
+def _model_config(
+    config: TrainConfig, vocab_size: int, num_genres: int, num_density_bins: int
+) -> GeneratorConfig:
+    """The preset with the config's overrides, refused if the windows cannot fit its context."""
+    model_config = preset(config.family, config.preset, vocab_size, num_genres, num_density_bins)
+    for key, value in config.model.items():
+        setattr(model_config, key, tuple(value) if isinstance(value, list) else value)
+    model_limit = getattr(model_config, "max_len", None)
+    if model_limit is not None and model_limit < config.max_len:
+        raise TrainingDataError(
+            f"windows of up to {config.max_len} tokens do not fit the model's context of "
+            f"{model_limit}: lower max_len or raise model.max_len"
+        )
+    return model_config
+
+
 def load_training_data(
-    config: TrainConfig, data_dirs: list[str], cache_dir: str | None, progress: bool
-) -> tuple[Codec, list[PreparedDataset]]:
-    codec = codec_for_part(config.part)
+    config: TrainConfig, codec: Codec, data_dirs: list[str], cache_dir: str | None,
+    progress: bool,
+) -> list[PreparedDataset]:
     if not data_dirs:
         raise TrainingDataError("no training data: give --data DIR or `data` in the config")
     datasets = []
@@ -71,7 +87,7 @@ def load_training_data(
                 f"no usable {config.part} pieces in {root}" + (f" ({reasons})" if reasons else "")
             )
         datasets.append(data)
-    return codec, datasets
+    return datasets
 
 
 def train(
@@ -89,26 +105,20 @@ def train(
         torch.set_num_threads(config.threads)
     device = torch.device("cuda", rank % torch.cuda.device_count()) if torch.cuda.is_available() \
         else torch.device("cpu")
-    codec, datasets = load_training_data(
-        config, data_dirs or config.data, cache_dir, progress and rank == 0
-    )
     density, genres = DensityControl.for_part(config.part), GenreControl.for_part(config.part)
+    codec = codec_for_part(config.part)
+    # The model config is checked before the (slow) data preparation, so a mistake in it
+    # is reported at once.
+    model_config = _model_config(config, codec.vocab_size, len(genres.labels), density.num_bins)
+    datasets = load_training_data(
+        config, codec, data_dirs or config.data, cache_dir, progress and rank == 0
+    )
     train_set = build_examples(datasets, "train", config.window_bars, config.hop_bars, density,
                                genres, config.max_len, config.max_windows_per_genre, config.seed)
     val_set = build_examples(datasets, "validation", config.window_bars, config.hop_bars,
                              density, genres, config.max_len)
     if not len(train_set):
         raise TrainingDataError(f"no {config.window_bars}-bar training windows in {data_dirs}")
-    model_config = preset(config.family, config.preset, codec.vocab_size, len(genres.labels),
-                          density.num_bins)
-    for key, value in config.model.items():
-        setattr(model_config, key, tuple(value) if isinstance(value, list) else value)
-    model_limit = getattr(model_config, "max_len", None)
-    if model_limit is not None and model_limit < config.max_len:
-        raise TrainingDataError(
-            f"windows of up to {config.max_len} tokens do not fit the model's context of "
-            f"{model_limit}: lower max_len or raise model.max_len"
-        )
     model = build_generator(model_config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
