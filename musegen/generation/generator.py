@@ -56,26 +56,23 @@ class BarGenerator:
     def _feed(self, token: int, genre: int, density: int) -> None:
         if self.max_len is not None and len(self.history) >= self.max_len:
             self._restart_with_recent_context()
+        self._step_model(token, genre, density)
+        if token != BOS:
+            self.grammar.advance(token)
+
+    def _step_model(self, token: int, genre: int, density: int) -> None:
         self.history.append((token, genre, density))
         self._token[0], self._genre[0], self._density[0] = token, genre, density
         logits, self.state = self.model.step(self._token, self._genre, self._density,
                                              self.state)
         self._logits = logits[0]
-        if token != BOS:
-            self.grammar.advance(token)
 
     def _restart_with_recent_context(self) -> None:
         """A model with a bounded context keeps its most recent half after a fresh start."""
         keep = self.history[-(self.max_len or 2) // 2 :]
         self.state, self.history = self.model.start_stream(1), []
-        with torch.inference_mode():
-            for token, genre, density in [(BOS, keep[0][1], keep[0][2]), *keep]:
-                self.history.append((token, genre, density))
-                logits, self.state = self.model.step(
-                    torch.tensor([token]), torch.tensor([genre]), torch.tensor([density]),
-                    self.state,
-                )
-                self._logits = logits[0]
+        for token, genre, density in [(BOS, keep[0][1], keep[0][2]), *keep]:
+            self._step_model(token, genre, density)  # the grammar state already holds these
 
     def prime(self, bars: Sequence[Sequence[int]], densities: Sequence[float], genre: str) -> None:
         """Feed existing bars (e.g. what the player just played) before generating."""
