@@ -6,6 +6,13 @@ applies from the next bar, and every bar is generated under one consistent set o
 Setting a value is cheap and never waits for the model; `version` counts changes so the
 worker can tell which queued bars were made with stale values.
 
+Drum-machine controls: `hold` repeats the last bar instead of generating (a loop the player
+can edit step by step with `edit_step`); `vary()` asks for one freshly generated bar.
+
+Call and response: `respond=True` keeps the part silent until `answer(phrase)` arrives; the
+phrase primes the model (on the generation thread, at the next render) and the part then
+plays the following bars, as many as the phrase was long.
+
 Feel: `humanize` 1 keeps the model's microtiming, 0 snaps onsets to the 16th grid (values in
 between scale the offset from the grid). `swing` delays every second 16th by swing x 1/3 of
 a 16th: at 1 the pair of 16ths is 2:1, the triplet feel. Durations are kept.
@@ -20,12 +27,12 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from musegen.checkpoint import LoadedModel
+from musegen.checkpoint import LoadedModel, ModelMeta
 from musegen.controls import ControlError
 from musegen.engine.events import NOTE_OFF, NOTE_ON, ScheduledEvent
 from musegen.generation.generator import BarGenerator, Controls
 from musegen.generation.sampling import SamplingConfig
-from musegen.score import DRUM_CHANNEL, Note
+from musegen.score import DRUM_CHANNEL, Note, Score
 from musegen.timing import FOUR_FOUR, PPQN, TimeSignature
 
 GRID_TICKS = PPQN // 4  # a 16th
@@ -43,6 +50,8 @@ class PartControls:
     mute: bool = False
     humanize: float = 1.0
     swing: float = 0.0
+    hold: bool = False  # loop the last bar (edits stick) instead of generating
+    respond: bool = False  # call and response: silent except when answering a phrase
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,9 @@ class Part:
         self._sampling = sampling or SamplingConfig()
         self._seed = seed
         self._generator = BarGenerator(loaded, self._sampling, seed)
+        self._phrase: tuple[list[list[Note]], int] | None = None  # an answer to prime on
+        self._answer = (0, 0)  # bars [from, to) in which a responding part plays
+        self._vary = False
 
     @property
     def beats_per_bar(self) -> float:
@@ -103,28 +115,17 @@ class Part:
     def version(self) -> int:
         return self._version
 
-    def set(
-        self,
-        *,
-        genre: str | None = None,
-        density: float | None = None,
-        temperature: float | None = None,
-        mute: bool | None = None,
-        humanize: float | None = None,
-        swing: float | None = None,
-    ) -> PartControls:
-        """Change some controls from the next bar on; raises ControlError on a bad value."""
+    def set(self, **changes: float | str | bool | None) -> PartControls:
+        """Change some controls (PartControls field names; None keeps a value) from the next
+        bar on; raises ControlError on a bad value or an unknown name."""
+        unknown = set(changes) - set(PartControls.__slots__)
+        if unknown:
+            raise ControlError(f"unknown control {sorted(unknown)[0]!r}; valid: "
+                               f"{', '.join(PartControls.__slots__)}")
+        given = {k: v for k, v in changes.items() if v is not None}
         with self._lock:
-            c = self._controls
-            new = PartControls(
-                c.genre if genre is None else genre,
-                c.density if density is None else density,
-                c.temperature if temperature is None else temperature,
-                c.mute if mute is None else mute,
-                c.humanize if humanize is None else humanize,
-                c.swing if swing is None else swing,
-            )
-            self._controls = _validated(self._pending or self._loaded, new)
+            self._controls = _validated(self._pending or self._loaded,
+                                        replace(self._controls, **given))  # type: ignore[arg-type]
             self._version += 1
             return self._controls
 
@@ -135,27 +136,133 @@ class Part:
             self._pending = loaded
             self._version += 1
 
+    @property
+    def meta(self) -> ModelMeta:
+        """The model's metadata (the pending one after a swap, as controls are checked)."""
+        return (self._pending or self._loaded).meta
+
+    @property
+    def model_name(self) -> str:
+        return self.meta.name
+
+    def vary(self) -> None:
+        """Generate the next bar afresh even when holding (the hold then loops the new bar)."""
+        with self._lock:
+            self._vary = True
+            self._version += 1
+
+    def answer(self, phrase: Sequence[Sequence[Note]], from_bar: int) -> None:
+        """Prime on `phrase` (one note list per bar, ticks from each bar's start) and play
+        `len(phrase)` bars from `from_bar` on; the part is silent otherwise when `respond`."""
+        with self._lock:
+            self._phrase = ([list(notes) for notes in phrase], from_bar)
+            self._version += 1
+
     def render_bar(self, bar: int) -> RenderedBar:
         """Generate bar number `bar` (from the song start) as events at absolute beats.
 
         Called by the generation worker only: the model state is not shared."""
         with self._lock:
             controls, version, pending = self._controls, self._version, self._pending
-            self._pending = None
+            phrase, vary = self._phrase, self._vary
+            self._pending, self._phrase, self._vary = None, None, False
         if pending is not None:  # a fresh stream: the old model's state means nothing to it
             self._loaded = pending
             self._generator = BarGenerator(pending, self._sampling, self._seed)
+        if phrase is not None:
+            self._prime(phrase[0], controls.genre)
+            self._answer = (phrase[1], phrase[1] + len(phrase[0]))
+        last = next((r for r in reversed(self.rendered) if r.bar < bar), None)
+        if controls.hold and not vary and last is not None:
+            rendered = self._repeat(last, bar, version, controls)
+        else:
+            rendered = self._generate(bar, version, controls)
+        with self._lock:
+            self.rendered.append(rendered)
+        return rendered
+
+    def _generate(self, bar: int, version: int, controls: PartControls) -> RenderedBar:
         generator = self._generator
         if generator.sampling.temperature != controls.temperature:
             generator.sampling = replace(generator.sampling, temperature=controls.temperature)
         tokens = generator.next_bar(Controls(controls.genre, controls.density))
         events: tuple[ScheduledEvent, ...] = ()
-        if not controls.mute:
+        if self._audible(bar, controls):
             notes = self._loaded.codec.decode(tokens).notes
             events = tuple(self._events(bar, notes, controls))
-        rendered = RenderedBar(bar, version, controls, tuple(tokens), events)
-        self.rendered.append(rendered)
-        return rendered
+        return RenderedBar(bar, version, controls, tuple(tokens), events)
+
+    def _repeat(self, last: RenderedBar, bar: int, version: int,
+                controls: PartControls) -> RenderedBar:
+        """`last` again at `bar` (a held loop), with fresh note ids."""
+        shift = (bar - last.bar) * self.beats_per_bar
+        events: list[ScheduledEvent] = []
+        if self._audible(bar, controls):
+            ids: dict[int, int] = {}
+            for e in last.events:
+                note_id = ids.setdefault(e.note_id, next(_note_ids))
+                events.append(replace(e, beat=e.beat + shift, note_id=note_id))
+        return RenderedBar(bar, version, controls, last.tokens, tuple(events))
+
+    def _audible(self, bar: int, controls: PartControls) -> bool:
+        if controls.mute:
+            return False
+        return not controls.respond or self._answer[0] <= bar < self._answer[1]
+
+    def _prime(self, phrase: list[list[Note]], genre: str) -> None:
+        """Feed the player's phrase to the model as the bars just heard."""
+        bar_ticks = self.meter.ticks_per_bar
+        # whatever channel the player used, the phrase is heard as this part's instrument
+        channel = DRUM_CHANNEL if self._loaded.meta.part == "drums" else 0
+        score = Score(notes=[replace(n, start=n.start + i * bar_ticks,
+                                     end=n.end + i * bar_ticks, channel=channel)
+                             for i, bar_notes in enumerate(phrase) for n in bar_notes])
+        bars = self._loaded.codec.encode_bars(score)[: len(phrase)]
+        if not bars:
+            return
+        densities = self._loaded.meta.density_control.extract(score)[: len(bars)]
+        self._generator.prime(bars, densities, genre)
+
+    def edit_step(self, bar: int, step: int, pitch: int, velocity: int) -> RenderedBar | None:
+        """Set (velocity > 0) or clear one 16th step of `pitch` in rendered bar `bar`; returns
+        the edited bar, or None when that bar is not (or no longer) rendered. A held part
+        loops the edited bar from then on (the caller edits held bars already made after it)."""
+        self.check_step(step, pitch, velocity)
+        with self._lock:
+            index = next((i for i in range(len(self.rendered) - 1, -1, -1)
+                          if self.rendered[i].bar == bar), None)
+            if index is None:
+                return None
+            old = self.rendered[index]
+            edited = replace(old, events=self._edited(old, step, pitch, velocity))
+            self.rendered[index] = edited
+            return edited
+
+    def check_step(self, step: int, pitch: int, velocity: int) -> None:
+        """ControlError unless (step, pitch, velocity) is a valid step edit."""
+        if not 0 <= pitch <= 127 or not 0 <= velocity <= 127:
+            raise ControlError("pitch and velocity must be in 0..127")
+        steps = self.meter.ticks_per_bar // GRID_TICKS
+        if not 0 <= step < steps:
+            raise ControlError(f"step {step} outside 0..{steps - 1}")
+
+    def _edited(self, old: RenderedBar, step: int, pitch: int,
+                velocity: int) -> tuple[ScheduledEvent, ...]:
+        origin = old.bar * self.beats_per_bar
+        lo = origin + step * GRID_TICKS / PPQN
+        hi = lo + GRID_TICKS / PPQN
+        cut = {e.note_id for e in old.events
+               if e.kind == NOTE_ON and e.pitch == pitch and lo - 1e-9 <= e.beat < hi - 1e-9}
+        events = [e for e in old.events if e.note_id not in cut]
+        if velocity > 0:
+            note_id = next(_note_ids)
+            length = GRID_TICKS / PPQN / 2  # a drum hit: half a 16th, the GM kit rings anyway
+            events += [ScheduledEvent(lo, NOTE_ON, self.channel, pitch, velocity, self.name,
+                                      note_id),
+                       ScheduledEvent(lo + length, NOTE_OFF, self.channel, pitch, 0, self.name,
+                                      note_id)]
+        events.sort(key=lambda e: (e.beat, e.kind == NOTE_ON))
+        return tuple(events)
 
     def _events(self, bar: int, notes: Sequence[Note], c: PartControls) -> list[ScheduledEvent]:
         origin = bar * self.beats_per_bar

@@ -88,6 +88,23 @@ class EventQueue:
             self._horizon[part] = from_beat
             return True
 
+    def replace_bar(
+        self, part: str, bar: int, events: Sequence[ScheduledEvent], start_beat: float
+    ) -> bool:
+        """Swap the queued events of one bar of `part` (a step edit), unless the dispatcher
+        already took anything at or after `start_beat` or the bar is not queued."""
+        with self._lock:
+            if self._last_popped >= start_beat or self._horizon.get(part, -math.inf) <= start_beat:
+                return False
+            self._heap = [e for e in self._heap if e[4] != part or e[3] != bar]
+            for event in events:
+                if event.beat >= self._floor:
+                    self._counter += 1
+                    rank = 0 if event.kind == NOTE_OFF else 1
+                    self._heap.append((event.beat, rank, self._counter, bar, part, event))
+            heapq.heapify(self._heap)
+            return True
+
     # -- dispatch side ------------------------------------------------------------------------
 
     def peek_beat(self) -> float:

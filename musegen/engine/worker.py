@@ -10,6 +10,10 @@ A bar that starts within `regen_margin_s` (or has begun) keeps the values it was
 regenerating it could not be ready in time. The model's stream simply continues (it heard
 the taken-back bar as context), which costs nothing audible and needs no state snapshots.
 
+Hooks, called on the generation thread: `bar_listeners` get every bar queued (a browser
+shows and schedules bars ahead from them; a regenerated bar comes again and replaces the
+first), and `poll_hooks` get the playing beat at each pass (player-input analysis).
+
 `fill_until(beat)` does one synchronous pass (tests, or a caller with its own loop); `start()`
 runs the same pass on a thread every `poll_s` or when woken by a flush.
 """
@@ -67,6 +71,8 @@ class GenerationWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.bar_listeners: list[Callable[[Part, RenderedBar], None]] = []
+        self.poll_hooks: list[Callable[[float], None]] = []
         queue.on_flush = self.wake
 
     def bar_at(self, beat: float) -> int:
@@ -81,6 +87,8 @@ class GenerationWorker:
         """Generate until every part is queued through the bar `lookahead_bars` after the one
         holding `beat`; returns the number of part-bars generated."""
         self._sync_epoch()
+        for hook in self.poll_hooks:
+            hook(beat)
         playing = self.bar_at(beat)
         for part in self.parts:
             if self._next[part.name] < playing:  # fell behind: the past is not worth making
@@ -117,6 +125,9 @@ class GenerationWorker:
         if result != "stale":
             self._next[part.name] = bar + 1
             self._made_with[part.name] = rendered.version
+        if result == "ok":
+            for listener in self.bar_listeners:
+                listener(part, rendered)
         return result
 
     def _sync_epoch(self) -> None:
