@@ -8,29 +8,46 @@
     worker.fill_until(0.0); gc.freeze(); worker.start(); clock.start()
     dispatcher.run_forever(output, stop_event)                # output: any `Output`
 
+A `LiveSession` wires all of this plus the recorder, CC mapping and player input for the
+front doors (see session.py).
+
 Core only: no MIDI, audio or network imports; bridges implement `Output`.
 """
 
 from __future__ import annotations
 
+from musegen.engine.cc_map import CCBinding, CCMap
 from musegen.engine.dispatch import Batch, Dispatcher, StopFlag
 from musegen.engine.events import NOTE_OFF, NOTE_ON, Output, ScheduledEvent
 from musegen.engine.part import Part, PartControls, RenderedBar, shape_onset
+from musegen.engine.player import Accompaniment, CallAndResponse, PlayerTracker
 from musegen.engine.queue import EventQueue
+from musegen.engine.recorder import SessionRecorder
+from musegen.engine.session import EngineError, LiveSession, PartState, SessionState
 from musegen.engine.worker import GenerationWorker
 
 __all__ = [
     "NOTE_OFF",
     "NOTE_ON",
+    "Accompaniment",
     "Batch",
+    "CCBinding",
+    "CCMap",
+    "CallAndResponse",
     "Dispatcher",
+    "EngineError",
     "EventQueue",
     "GenerationWorker",
+    "LiveSession",
     "Output",
     "Part",
     "PartControls",
+    "PartState",
+    "PlayerTracker",
     "RenderedBar",
     "ScheduledEvent",
+    "SessionRecorder",
+    "SessionState",
     "StopFlag",
     "shape_onset",
 ]

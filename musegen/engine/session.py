@@ -1,0 +1,339 @@
+"""A live session: the clock, the parts, the generation worker, one dispatcher and its outputs,
+plus the controls every front door (MIDI CC, the browser, the pedal, the CLI) steers.
+
+    session = LiveSession.from_models({"drums": "drums-lstm"}, InternalClock(120.0))
+    session.add_output(midi_out)                 # anything with send(events, at)
+    session.add_bar_listener(show_bar)           # called on the generation thread
+    session.start(); session.play()
+    session.set_controls("drums", density=24.0)  # from the next bar
+    session.close()
+
+The session owns no I/O: bridges feed it timestamped input (`note_in`, `cc_in`) and give it
+outputs. All its methods are safe to call from any thread; only the dispatcher thread sends.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from musegen.checkpoint import load_model
+from musegen.clock import Clock, InternalClock, Listener, MidiClockFollower
+from musegen.controls import ControlError
+from musegen.engine.cc_map import CCMap
+from musegen.engine.dispatch import Dispatcher
+from musegen.engine.events import Output, ScheduledEvent
+from musegen.engine.part import Part, PartControls, RenderedBar
+from musegen.engine.player import Accompaniment, CallAndResponse, PlayerTracker
+from musegen.engine.queue import EventQueue
+from musegen.engine.recorder import SessionRecorder
+from musegen.engine.worker import GenerationWorker
+
+BarListener = Callable[[Part, RenderedBar], None]
+# A generation thread busy in Python would otherwise hold the GIL for up to 5 ms.
+SWITCH_INTERVAL_S = 0.0005
+
+
+class EngineError(ValueError):
+    """A request the engine cannot honour (unknown part, transport owned by a DAW, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartState:
+    name: str
+    model: str
+    part: str  # drums | melody
+    channel: int
+    controls: PartControls
+    genres: tuple[str, ...]
+    density_range: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    time: float  # the session's now() when this was taken
+    playing: bool
+    tempo_bpm: float
+    beat: float  # position at `time` (quarter notes from the song start)
+    beats_per_bar: float
+    clock: str  # internal | midi
+    parts: tuple[PartState, ...]
+
+
+class FanOut:
+    """One Output that sends each moment to several; a failing output is counted, not fatal."""
+
+    def __init__(self) -> None:
+        self.outputs: list[Output] = []
+        self.errors = 0
+
+    def send(self, events: Sequence[ScheduledEvent], at: float) -> None:
+        for output in self.outputs:
+            try:
+                output.send(events, at)
+            except Exception:  # one broken port must not silence the others
+                self.errors += 1
+
+
+class LiveSession:
+    def __init__(
+        self,
+        parts: Sequence[Part],
+        clock: Clock,
+        *,
+        lookahead_bars: int = 1,
+        latency_ms: float = 0.0,
+        recorder: SessionRecorder | None = None,
+        cc_map: CCMap | None = None,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.clock = clock
+        self.queue = EventQueue()
+        self.worker = GenerationWorker(parts, clock, self.queue, lookahead_bars=lookahead_bars,
+                                       now=now)
+        self.dispatcher = Dispatcher(clock, self.queue, latency_ms=latency_ms, now=now,
+                                     sleep=sleep)
+        self.parts: dict[str, Part] = {p.name: p for p in parts}
+        self.recorder = recorder
+        self.cc_map = cc_map or CCMap()
+        self.player = PlayerTracker(self.worker.beats_per_bar)
+        self.call_response: CallAndResponse | None = None
+        self.accompaniment: Accompaniment | None = None
+        self._fanout = FanOut()
+        self._now = now
+        self._stop = threading.Event()
+        self._dispatch_thread: threading.Thread | None = None
+        if recorder is not None:
+            self._fanout.outputs.append(recorder)
+        if isinstance(clock, MidiClockFollower):  # notice a DAW clock that went silent
+            self.worker.poll_hooks.append(self._check_clock)
+
+    @classmethod
+    def from_models(
+        cls, models: Mapping[str, str], clock: Clock, *, genre: str | None = None,
+        density: float | None = None, **kwargs: Any
+    ) -> LiveSession:
+        """Parts named by `models` (part name -> model name or folder), default controls: the
+        model's first genre and the middle of its density range unless given."""
+        parts = []
+        for seed, (name, model) in enumerate(models.items()):
+            loaded = _load(model)
+            meta = loaded.meta
+            g = genre if genre is not None and genre in meta.genres else meta.genres[0]
+            lo, hi = meta.density_range
+            d = min(max(density, lo), hi) if density is not None else (lo + hi) / 2
+            parts.append(Part(name, loaded, PartControls(g, d, humanize=1.0), seed=seed))
+        return cls(parts, clock, **kwargs)
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def add_output(self, output: Output) -> None:
+        self._fanout.outputs.append(output)
+
+    def remove_output(self, output: Output) -> None:
+        if output in self._fanout.outputs:
+            self._fanout.outputs.remove(output)
+
+    def add_bar_listener(self, listener: BarListener) -> None:
+        self.worker.bar_listeners.append(listener)
+
+    def add_transport_listener(self, listener: Listener) -> None:
+        self.clock.add_listener(listener)
+
+    @property
+    def output_errors(self) -> int:
+        return self._fanout.errors
+
+    def enable_call_and_response(self, part: str, *, quiet_beats: float = 1.0) -> None:
+        """`part` stays silent and answers each phrase the player plays."""
+        target = self.part(part)
+        target.set(respond=True)
+        self.call_response = CallAndResponse(self.player, target, quiet_beats=quiet_beats)
+        self.worker.poll_hooks.append(self.call_response.poll)
+
+    def enable_accompaniment(self, part: str, *, busiest_player_onsets: float = 16.0) -> None:
+        """`part`'s density follows how busily the player plays, bar by bar."""
+        self.accompaniment = Accompaniment(self.player, self.part(part),
+                                           busiest_player_onsets=busiest_player_onsets)
+        self.worker.poll_hooks.append(self.accompaniment.poll)
+
+    def _check_clock(self, beat: float) -> None:
+        assert isinstance(self.clock, MidiClockFollower)
+        self.clock.check(self._now())
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Generate the first bars, then start the worker, the dispatcher and the recorder."""
+        beat = self.clock.beat_at(self._now())
+        self.worker.fill_until(beat if math.isfinite(beat) else 0.0)
+        gc.collect()
+        gc.freeze()  # the collector never walks the models and tensors during playback
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self.worker.start()
+        self._stop.clear()
+        self._dispatch_thread = threading.Thread(
+            target=self.dispatcher.run_forever, args=(self._fanout, self._stop),
+            name="musegen-dispatch", daemon=True)
+        self._dispatch_thread.start()
+        if self.recorder is not None:
+            self.recorder.start()
+
+    def close(self) -> None:
+        """Stop dispatching (sounding notes end on the way out), generating and recording."""
+        self._stop.set()
+        if self._dispatch_thread is not None:
+            self._dispatch_thread.join(2.0)
+            self._dispatch_thread = None
+        self.worker.stop()
+        self.dispatcher.close()
+        if self.recorder is not None:
+            self.recorder.close()
+        gc.unfreeze()
+
+    @property
+    def running(self) -> bool:
+        return self._dispatch_thread is not None and self._dispatch_thread.is_alive()
+
+    # -- controls -----------------------------------------------------------------------------
+
+    def part(self, name: str) -> Part:
+        try:
+            return self.parts[name]
+        except KeyError:
+            raise EngineError(f"no part {name!r}; parts: {', '.join(self.parts)}") from None
+
+    def set_controls(self, part: str, **changes: Any) -> PartControls:
+        """Change controls of `part` from the next bar (ControlError on a bad value)."""
+        controls = self.part(part).set(**changes)
+        self.worker.wake()
+        return controls
+
+    def swap_model(self, part: str, model: str) -> None:
+        """Load `model` here (not on the generation thread) and play it from the next bar."""
+        target = self.part(part)
+        loaded = _load(model)
+        if loaded.meta.part != target.meta.part:
+            raise EngineError(f"{model} is a {loaded.meta.part} model; part {part!r} plays "
+                              f"{target.meta.part}")
+        c = target.controls
+        genre = c.genre if c.genre in loaded.meta.genres else loaded.meta.genres[0]
+        lo, hi = loaded.meta.density_range
+        target.swap_model(loaded, PartControls(genre, min(max(c.density, lo), hi),
+                                               c.temperature, c.mute, c.humanize, c.swing,
+                                               c.hold, c.respond))
+        self.worker.wake()
+
+    def vary(self, part: str) -> None:
+        self.part(part).vary()
+        self.worker.wake()
+
+    def edit_step(self, part: str, bar: int, step: int, pitch: int,
+                  velocity: int) -> RenderedBar | None:
+        """Set or clear one 16th step in a queued bar; returns the edited bar, or None when
+        that bar is already sounding or gone (the edit then applies to nothing). On a held
+        part the edit also goes into the repeats of it already queued."""
+        target = self.part(part)
+        target.check_step(step, pitch, velocity)
+        edited = self._edit_queued(target, bar, step, pitch, velocity)
+        if edited is not None and edited.controls.hold:
+            later = sorted({r.bar for r in target.rendered if r.bar > bar})
+            for next_bar in later:
+                self._edit_queued(target, next_bar, step, pitch, velocity)
+        self.worker.wake()
+        return edited
+
+    def _edit_queued(self, target: Part, bar: int, step: int, pitch: int,
+                     velocity: int) -> RenderedBar | None:
+        start = bar * target.beats_per_bar
+        if self.clock.beat_at(self._now()) >= start:
+            return None  # sounding or past: an edit now would cut notes in flight
+        edited = target.edit_step(bar, step, pitch, velocity)
+        if edited is None or not self.queue.replace_bar(target.name, bar, edited.events, start):
+            return None
+        for listener in self.worker.bar_listeners:
+            listener(target, edited)
+        return edited
+
+    # -- transport (internal clock only: a DAW owns its own) ----------------------------------
+
+    def _internal(self) -> InternalClock:
+        if not isinstance(self.clock, InternalClock):
+            raise EngineError("the transport follows the DAW's MIDI clock: start, stop and "
+                              "tempo come from there")
+        return self.clock
+
+    def play(self) -> None:
+        clock = self._internal()
+        if not clock.playing:
+            clock.continue_() if clock.beat_at(self._now()) > 0 else clock.start()
+            self.worker.wake()
+
+    def stop(self) -> None:
+        clock = self._internal()
+        if clock.playing:
+            clock.stop()
+
+    def rewind(self) -> None:
+        """Back to the top (keeps playing if playing)."""
+        self._internal().locate(0.0)
+        self.worker.wake()
+
+    def set_tempo(self, bpm: float) -> None:
+        clock = self._internal()
+        try:
+            clock.set_tempo(bpm)
+        except ValueError as exc:
+            raise ControlError(str(exc)) from None
+
+    # -- player input (from a bridge's input thread, timestamps on the session's now) ----------
+
+    def note_in(self, t: float, channel: int, pitch: int, velocity: int) -> None:
+        """A note from the player (velocity 0: note off)."""
+        if self.recorder is not None:
+            self.recorder.note_in(t, channel, pitch, velocity)
+        beat = self.clock.beat_at(t)
+        if math.isfinite(beat):
+            self.player.note(beat, channel, pitch, velocity)
+
+    def cc_in(self, t: float, channel: int, control: int, value: int) -> tuple[str, str] | None:
+        """A control change: learned or mapped ones steer a part; returns (part, control)
+        when it did. Bad values are ignored (a knob cannot be wrong, only unmapped)."""
+        binding = self.cc_map.handle(channel, control)
+        if binding is None or binding.part not in self.parts:
+            return None
+        part = self.parts[binding.part]
+        meta = part.meta
+        try:
+            self.set_controls(binding.part, **{binding.control: binding.value(value, meta)})
+        except ControlError:
+            return None
+        return binding.part, binding.control
+
+    # -- state --------------------------------------------------------------------------------
+
+    def state(self) -> SessionState:
+        t = self._now()
+        beat = self.clock.beat_at(t)
+        parts = tuple(
+            PartState(p.name, p.model_name, p.meta.part, p.channel, p.controls,
+                      p.meta.genres, p.meta.density_range)
+            for p in self.parts.values())
+        return SessionState(t, self.clock.playing, self.clock.tempo_bpm,
+                            beat if math.isfinite(beat) else 0.0, self.worker.beats_per_bar,
+                            "internal" if isinstance(self.clock, InternalClock) else "midi",
+                            parts)
+
+
+def _load(model: str) -> Any:
+    try:
+        return load_model(model)
+    except (OSError, ValueError, KeyError) as exc:  # missing, unreadable or not a model
+        raise EngineError(str(exc)) from None
