@@ -15,14 +15,17 @@ from musegen.cli_models import (
     add_bench,
     add_generate,
     add_models,
-    add_run,
     add_ship,
     add_train,
 )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    return run_parser(build_parser(), argv)
+
+
+def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse `argv`, set up logging and run the chosen command's handler."""
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO if args.info else logging.WARNING,
@@ -42,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The core commands; the `musegen` script (bridges.cli) adds live, run and ports."""
     parser = argparse.ArgumentParser(
         prog="musegen",
         description="Real-time music generation: a generative co-player for DAWs, browsers "
@@ -51,7 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--info", action="store_true", help="informational logging")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    add_run(commands)
     _add_data(commands)
     add_train(commands)
     add_generate(commands)

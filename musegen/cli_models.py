@@ -152,43 +152,14 @@ def generate_file(args: argparse.Namespace) -> dict[str, Any]:
             "tokens": len(tokens)}
 
 
-DEFAULT_MODEL = "drums-lstm"
-
-
-def add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = commands.add_parser(
-        "run",
-        help="the main job on the embedded default (today: a drum part written to a file)",
-        description="Runs musegen on its embedded default: the shipped drum model on the "
-        "internal clock. Until the live engine (MIDI ports, web page) lands, it writes the "
-        "generated part to a MIDI file.",
-    )
-    p.add_argument("--model", default=DEFAULT_MODEL)
-    p.add_argument("--genre", default=None)
-    p.add_argument("--density", type=float, default=None)
-    p.add_argument("--bpm", type=float, default=120.0)
-    p.add_argument("--bars", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="out/musegen-jam.mid")
-    p.set_defaults(handler=run_main_job)
-
-
-def run_main_job(args: argparse.Namespace) -> int:
-    request = argparse.Namespace(
-        model=args.model, genre=args.genre, density=args.density, temperature=1.0, top_k=0,
-        top_p=0.95, bars=args.bars, tempo=args.bpm, seed=args.seed, prime=None, out=args.out,
-    )
-    result = generate_file(request)
-    print(f"musegen: {result['model']} played {result['bars']} bars of {result['genre']} at "
-          f"{args.bpm:g} BPM, density {result['density']:g} ({result['notes']} notes) "
-          f"-> {result['out']}")
-    print("musegen: the live engine (virtual MIDI ports, web page) is not built yet; "
-          "this run wrote a file instead.")
-    return 0
 
 
 def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = commands.add_parser("bench", help="step latency and real-time factor of the models")
+    p = commands.add_parser("bench", help="step latency and real-time factor of the models, "
+                            "or (bench live) timing on a JACK rig")
+    p.add_argument("target", nargs="?", choices=["models", "live"], default="models",
+                   help="models (default): per-step latency; live: note timing against a "
+                   "MIDI clock on a JACK server (see `musegen bench live --help`)")
     p.add_argument("--model", action="append", help="model name or folder (default: all shipped)")
     p.add_argument("--steps", type=int, default=500, help="timed steps per model")
     p.add_argument("--bars", type=int, default=8, help="bars generated for the real-time factor")
@@ -199,6 +170,12 @@ def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def run_bench_cli(args: argparse.Namespace) -> int:
     from musegen.bench import run_bench
 
+    if args.target == "live":
+        live = getattr(args, "live_bench", None)
+        if live is None:  # the core CLI alone has no MIDI: the `musegen` script adds it
+            raise UserError("bench live needs the MIDI bridge: run it as `musegen bench live`")
+        result: int = live(args)
+        return result
     try:
         report = run_bench(args.model, args.steps, args.bars)
     except FileNotFoundError as exc:

@@ -1,0 +1,131 @@
+"""The `musegen` script: the core commands plus those that need the outside world.
+
+`musegen live` (and `musegen run`, the same on the embedded default) plays through MIDI
+ports and the web page; `musegen ports` lists MIDI ports; `musegen bench live` times the
+engine against a MIDI clock on a JACK server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+
+from musegen.cli import build_parser, run_parser
+from musegen.cli_models import UserError
+
+BACKENDS = ("auto", "alsa", "jack", "coremidi", "none")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    _add_live(commands)
+    _add_ports(commands)
+    _extend_bench(commands)
+    return run_parser(parser, argv)
+
+
+def _add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "live", aliases=["run"],
+        help="play live: MIDI ports, the web page, the DAW's clock or our own (run: the same "
+        "on the embedded default)",
+        description="Runs the live engine: virtual MIDI ports 'musegen in' and 'musegen out' "
+        "(or existing ports by name), the web drum machine at http://127.0.0.1:8000, the "
+        "internal clock or the DAW's MIDI clock, and a recording of the session. Without a "
+        "MIDI system it runs on the internal clock with the web page and says so.",
+    )
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="MIDI system (auto: ALSA or JACK on Linux, CoreMIDI on macOS; none: "
+                   "no MIDI)")
+    p.add_argument("--clock", choices=["internal", "midi"], default="internal",
+                   help="internal: our tempo (--bpm); midi: follow the clock on 'musegen in'")
+    p.add_argument("--bpm", type=float, default=120.0, help="internal clock tempo")
+    p.add_argument("--model", action="append",
+                   help="model per part, repeatable (default: drums-lstm); a drums model "
+                   "plays channel 10, a melody model channel 1")
+    p.add_argument("--genre", help="starting genre (default: the model's first)")
+    p.add_argument("--density", type=float, help="starting density, onsets per bar")
+    p.add_argument("--humanize", type=float, default=1.0,
+                   help="0..1: 1 plays the model's micro-timing, 0 snaps to the 16th grid")
+    p.add_argument("--swing", type=float, default=0.0, help="0..1, on every second 16th")
+    p.add_argument("--lookahead-bars", type=int, default=1, help="bars generated ahead")
+    p.add_argument("--latency-ms", type=float, default=0.0,
+                   help="send this much early, for an output with known latency")
+    p.add_argument("--input-from", help="listen to an existing MIDI port (name contains this) "
+                   "instead of the virtual 'musegen in'")
+    p.add_argument("--output-to", help="play to an existing MIDI port (name contains this) "
+                   "instead of the virtual 'musegen out'")
+    p.add_argument("--melody-port", action="store_true",
+                   help="the melody part gets its own port 'musegen melody out'")
+    p.add_argument("--on-clock-loss", choices=["stop", "hold"], default="stop",
+                   help="when the DAW's clock goes silent: stop, or keep its tempo")
+    p.add_argument("--respond", metavar="PART", help="call and response: PART answers each "
+                   "phrase played into 'musegen in'")
+    p.add_argument("--accompany", metavar="PART", help="PART's density follows the player")
+    p.add_argument("--record", help="session recording (default: out/sessions/<time>.mid)")
+    p.add_argument("--no-record", action="store_true", help="no session recording")
+    p.add_argument("--config", help="live config with the CC map "
+                   "(default ~/.config/musegen/live.json)")
+    p.add_argument("--learn", action="store_true",
+                   help="MIDI learn: map knobs to controls one by one, save to --config, go on")
+    p.add_argument("--host", default="127.0.0.1", help="web page address")
+    p.add_argument("--port", type=int, default=8000, help="web page port")
+    p.add_argument("--token", help="required to bind anywhere but 127.0.0.1")
+    p.add_argument("--no-web", action="store_true", help="no web page")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    p.set_defaults(handler=_run_live)
+
+
+def _run_live(args: argparse.Namespace) -> int:
+    from bridges.live import LiveError, run_live
+
+    try:
+        return run_live(args)
+    except LiveError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _add_ports(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("ports", help="list MIDI input and output ports")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_run_ports)
+
+
+def _run_ports(args: argparse.Namespace) -> int:
+    from bridges.midi.backends import MidiUnavailable, list_ports
+
+    try:
+        ports = list_ports(args.backend)
+    except MidiUnavailable as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps(ports))
+        return 0
+    for direction in ("inputs", "outputs"):
+        print(f"{direction}:")
+        for name in ports[direction] or ["(none)"]:
+            print(f"  {name}")
+    return 0
+
+
+def _extend_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = commands.choices["bench"]
+    group = bench.add_argument_group("bench live (a JACK rig: jackd, jack_midi_clock, "
+                                     "jack_midi_dump)")
+    group.add_argument("--bpm", type=float, action="append",
+                       help="clock tempo, repeatable (default: 120 and 174)")
+    group.add_argument("--jitter", type=float, action="append",
+                       help="jack_midi_clock -J jitter, repeatable (default: 0 and 10)")
+    group.add_argument("--seconds", type=float, default=120.0, help="per tempo and jitter")
+    bench.set_defaults(live_bench=_run_bench_live)
+
+
+def _run_bench_live(args: argparse.Namespace) -> int:
+    from bridges.midi.latency_bench import run_matrix
+
+    report = run_matrix(args.bpm or [120.0, 174.0], args.jitter or [0.0, 10.0], args.seconds)
+    print(json.dumps(report, indent=2))
+    return 0

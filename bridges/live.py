@@ -1,0 +1,209 @@
+"""`musegen live`: one LiveSession with its front doors (MIDI ports, the web page) and the
+session recording, until Ctrl-C, SIGTERM or `--seconds`.
+
+What runs, in order: the clock (internal, or following 'musegen in'), the parts, the MIDI
+ports (or one line saying why there are none), the web page, MIDI learn if asked, then the
+engine. Shutdown reverses it; sounding notes end and the recording is written last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from musegen.checkpoint import load_model
+from musegen.clock import Clock, InternalClock, MidiClockFollower
+from musegen.controls import ControlError
+from musegen.engine import (
+    CCMap,
+    EngineError,
+    LiveSession,
+    Part,
+    PartControls,
+    SessionRecorder,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODELS = ("drums-lstm",)
+DEFAULT_CONFIG = Path.home() / ".config" / "musegen" / "live.json"
+LEARN_CONTROLS = ("density", "genre", "temperature", "swing")
+LEARN_TIMEOUT_S = 30.0
+
+
+class LiveError(Exception):
+    """Cannot start as asked (bad model, port busy, MIDI clock without MIDI)."""
+
+
+@dataclass
+class Running:
+    """What `musegen live` started, so it can be stopped in reverse order."""
+
+    session: LiveSession
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.session.close()
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:  # shutting down: report and go on with the rest
+                logger.exception("error while shutting down")
+
+
+def run_live(args: argparse.Namespace) -> int:
+    clock = make_clock(args)
+    session = build_session(args, clock)
+    running = Running(session)
+    try:
+        start_midi(args, running)
+        start_web(args, running)
+        if args.learn:
+            learn(session, Path(args.config or DEFAULT_CONFIG))
+        session.start()
+        if isinstance(clock, InternalClock):
+            session.play()
+        print(f"musegen: playing {describe(session)}; Ctrl-C stops", flush=True)
+        wait_for_end(args.seconds)
+    finally:
+        running.close()
+    if session.recorder is not None:
+        print(f"musegen: session recorded in {session.recorder.path}")
+    return 0
+
+
+def make_clock(args: argparse.Namespace) -> Clock:
+    if args.clock == "midi":
+        if args.backend == "none":
+            raise LiveError("--clock midi needs MIDI: choose a --backend other than none")
+        return MidiClockFollower(on_loss=args.on_clock_loss)
+    try:
+        return InternalClock(args.bpm)
+    except ValueError as exc:
+        raise LiveError(str(exc)) from None
+
+
+def build_session(args: argparse.Namespace, clock: Clock) -> LiveSession:
+    parts = [make_part(model, i, args) for i, model in enumerate(args.model or DEFAULT_MODELS)]
+    names = Counter(p.name for p in parts)
+    if max(names.values()) > 1:
+        raise LiveError("one model per part: at most one drums and one melody model")
+    recorder = None
+    if not args.no_record:
+        path = Path(args.record or time.strftime("out/sessions/session-%Y%m%d-%H%M%S.mid"))
+        recorder = SessionRecorder(path, clock)
+    cc_map = load_cc_map(args, parts[0].name)
+    try:
+        session = LiveSession(parts, clock, lookahead_bars=args.lookahead_bars,
+                              latency_ms=args.latency_ms, recorder=recorder, cc_map=cc_map)
+        if args.respond:
+            session.enable_call_and_response(args.respond)
+        if args.accompany:
+            session.enable_accompaniment(args.accompany)
+    except (EngineError, ControlError, ValueError) as exc:
+        raise LiveError(str(exc)) from None
+    return session
+
+
+def make_part(model: str, seed: int, args: argparse.Namespace) -> Part:
+    try:
+        loaded = load_model(model)
+    except (OSError, ValueError, KeyError) as exc:
+        raise LiveError(str(exc)) from None
+    meta = loaded.meta
+    genre = args.genre if args.genre in meta.genres else meta.genres[0]
+    lo, hi = meta.density_range
+    density = (lo + hi) / 2 if args.density is None else min(max(args.density, lo), hi)
+    try:
+        return Part(meta.part, loaded, PartControls(genre, density, humanize=args.humanize,
+                                                    swing=args.swing), seed=seed)
+    except ControlError as exc:
+        raise LiveError(str(exc)) from None
+
+
+def load_cc_map(args: argparse.Namespace, first_part: str) -> CCMap:
+    try:
+        cc_map = CCMap.load(args.config or DEFAULT_CONFIG)
+    except ControlError as exc:
+        raise LiveError(str(exc)) from None
+    return cc_map if cc_map.bindings else CCMap.defaults(first_part)
+
+
+def start_midi(args: argparse.Namespace, running: Running) -> None:
+    """Open the ports and wire input and output; without MIDI, say so in one line."""
+    rest = "internal clock only" if args.no_web else "internal clock and the web page"
+    if args.backend == "none":
+        print(f"musegen: no MIDI (--backend none): {rest}")
+        return
+    from bridges.midi_front import MidiUnavailable, open_midi_front
+
+    try:
+        front = open_midi_front(args, running.session)
+    except MidiUnavailable as exc:
+        if args.clock == "midi" or args.backend != "auto":
+            raise LiveError(f"MIDI unavailable: {exc}") from None
+        print(f"musegen: no MIDI system here ({exc}): {rest}")
+        return
+    running.closers.append(front.close)
+    print(f"musegen: MIDI {front.describe()}")
+
+
+def start_web(args: argparse.Namespace, running: Running) -> None:
+    if args.no_web:
+        return
+    from bridges.web.server import serve
+
+    try:
+        handle = serve(running.session, host=args.host, port=args.port, token=args.token)
+    except (OSError, ValueError) as exc:
+        raise LiveError(f"web page: {exc}") from None
+    running.closers.append(handle.stop)
+    print(f"musegen: web page at {handle.url}")
+
+
+def learn(session: LiveSession, config: Path) -> None:
+    """Ask for one knob per control of each part; save the map to `config`."""
+    for part in session.parts:
+        for control in LEARN_CONTROLS:
+            session.cc_map.arm(part, control)
+            print(f"musegen learn: move the knob for {part} {control} "
+                  f"(or wait {LEARN_TIMEOUT_S:g} s to skip)", flush=True)
+            if session.cc_map.learned.wait(LEARN_TIMEOUT_S):
+                b = session.cc_map.bindings[-1]
+                print(f"musegen learn: CC {b.cc} -> {part} {control}")
+    session.cc_map.save(config)
+    print(f"musegen learn: saved to {config}")
+
+
+def describe(session: LiveSession) -> str:
+    state = session.state()
+    parts = ", ".join(f"{p.name}={p.model} ({p.controls.genre}, density {p.controls.density:g})"
+                      for p in state.parts)
+    clock = (f"internal clock at {state.tempo_bpm:g} BPM" if state.clock == "internal"
+             else "following the MIDI clock on 'musegen in'")
+    return f"{parts}; {clock}"
+
+
+def wait_for_end(seconds: float | None) -> None:
+    """Block until SIGINT/SIGTERM or `seconds` pass."""
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous: list[Any] = [signal.signal(s, on_signal) for s in stops]
+    try:
+        done.wait(seconds)
+    finally:
+        for stop, handler in zip(stops, previous, strict=True):
+            signal.signal(stop, handler)

@@ -1,0 +1,65 @@
+"""The DAW's front door of a live session: MIDI ports wired to a LiveSession.
+
+Out: the session's dispatcher sends to a `MidiPortOutput` on 'musegen out' (and the melody
+part to 'musegen melody out' when asked). In: 'musegen in' feeds the MIDI clock follower
+(when the session follows the DAW) and the player's notes and CCs into the session.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from bridges.midi.backends import MidiUnavailable, resolve
+from bridges.midi.input import MidiInput, MidiMessage
+from bridges.midi.output import MidiPortOutput
+from bridges.midi.ports import PortSet, open_ports
+from musegen.clock import MidiClockFollower
+from musegen.engine import LiveSession
+
+__all__ = ["MidiFront", "MidiUnavailable", "open_midi_front"]
+
+
+@dataclass
+class MidiFront:
+    session: LiveSession
+    ports: PortSet
+    output: MidiPortOutput
+    input: MidiInput | None
+    backend: str
+
+    def close(self) -> None:
+        if self.input is not None:
+            self.input.stop()
+        self.session.remove_output(self.output)
+        self.output.all_notes_off()
+        self.ports.close()
+
+    def describe(self) -> str:
+        names = ", ".join(repr(p.name) for p in self.ports.all())
+        return f"ports {names} on {self.backend}"
+
+    def on_message(self, message: MidiMessage) -> None:
+        if message.kind == "cc":
+            self.session.cc_in(message.t, message.channel, message.data1, message.data2)
+        else:
+            velocity = message.data2 if message.kind == "note_on" else 0
+            self.session.note_in(message.t, message.channel, message.data1, velocity)
+
+
+def open_midi_front(args: argparse.Namespace, session: LiveSession) -> MidiFront:
+    """Open the ports `args` ask for and wire them to `session` (MidiUnavailable if none)."""
+    backend = resolve(args.backend)
+    ports = open_ports(backend, listen=True, input_from=args.input_from,
+                       output_to=args.output_to, melody=args.melody_port)
+    routes = {"melody": ports.melody} if ports.melody is not None else {}
+    output = MidiPortOutput(ports.output, routes)
+    session.add_output(output)
+    follower = session.clock if isinstance(session.clock, MidiClockFollower) else None
+    midi_in = MidiInput(follower)
+    front = MidiFront(session, ports, output, midi_in, str(backend))
+    if ports.input is not None:
+        midi_in.add_listener(front.on_message)
+        ports.input.set_callback(midi_in.callback)
+        midi_in.start()
+    return front
