@@ -1,0 +1,204 @@
+"""Fan-out from one engine to many browsers: every client gets every message, in order.
+
+Engine hooks run on engine threads (bars on the generation thread, transport events on
+whatever thread moved the clock). They serialise a message once and hand the text to the
+event loop with `call_soon_threadsafe`; the loop puts it on each client's bounded queue
+without waiting, and one writer task per client drains its queue onto its socket. A client
+whose queue is full is too slow to keep up: it is dropped there and then, so it can never
+delay the others or make the server hold an unbounded backlog for it. A client that has
+gone costs nothing: its queue and task go with it.
+
+The hub also remembers the bars queued ahead, so a client that connects (or reconnects)
+mid-song gets what is about to sound at once instead of a bar of silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bridges.web.protocol import StateReason, encode
+from bridges.web.snapshot import bar_message, session_state
+from musegen.clock.base import (
+    ClockLost,
+    ClockRegained,
+    Continue,
+    SongPosition,
+    Start,
+    Stop,
+    TempoChange,
+    TransportEvent,
+)
+from musegen.engine.part import Part, RenderedBar
+from musegen.engine.session import LiveSession
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = 64  # messages; a bar per part per bar plus a state a second: ~30 s of music
+TICK_S = 1.0  # a state anchor this often keeps browsers on a drifting (DAW-led) clock
+KEPT_BARS = 32  # bars remembered for late joiners, all parts together
+_REASONS: dict[type, StateReason] = {
+    Start: "start", Stop: "stop", Continue: "continue", SongPosition: "locate",
+    TempoChange: "tempo", ClockLost: "clock_lost", ClockRegained: "clock_regained",
+}
+
+
+@dataclass(eq=False)
+class Client:
+    id: int
+    queue: asyncio.Queue[str]
+    on_drop: Callable[[], None]
+    dropped: bool = False
+    sent: int = 0
+    joined: float = field(default_factory=time.monotonic)
+
+
+class Hub:
+    def __init__(self, session: LiveSession, *, queue_size: int = DEFAULT_QUEUE,
+                 tick_s: float = TICK_S) -> None:
+        self.session = session
+        self.queue_size = queue_size
+        self.tick_s = tick_s
+        self.clients: dict[int, Client] = {}
+        self.dropped = 0  # clients dropped for being too slow
+        self.broadcasts = 0
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tick: asyncio.Task[None] | None = None
+        self._bars: dict[tuple[str, int], RenderedBar] = {}
+        self._bars_lock = threading.Lock()
+        self._hooked = False
+
+    # -- life cycle (on the event loop) -------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if not self._hooked:  # a session cannot forget a bar listener: hook it once
+            self.session.add_bar_listener(self._on_bar)
+            self._hooked = True
+            for part in self.session.parts.values():  # bars queued before we were hooked
+                for rendered in tuple(part.rendered):
+                    self._remember(part.name, rendered)
+        self.session.add_transport_listener(self._on_transport)
+        self._tick = asyncio.create_task(self._ticker())
+
+    async def stop(self) -> None:
+        self.session.clock.remove_listener(self._on_transport)
+        if self._tick is not None:
+            self._tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick
+        for client in list(self.clients.values()):
+            self._drop(client, slow=False)
+        self._loop = None
+
+    # -- clients (on the event loop) ----------------------------------------------------------
+
+    def join(self, on_drop: Callable[[], None]) -> Client:
+        client = Client(next(self._ids), asyncio.Queue(self.queue_size), on_drop)
+        self.clients[client.id] = client
+        return client
+
+    def leave(self, client: Client) -> None:
+        self.clients.pop(client.id, None)
+
+    def send(self, client: Client, text: str) -> bool:
+        """Queue one message for one client; a full queue drops the client (False)."""
+        if client.dropped:
+            return False
+        try:
+            client.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            log.warning("web client %d dropped: %d messages behind", client.id,
+                        client.queue.qsize())
+            self._drop(client, slow=True)
+            return False
+        return True
+
+    def broadcast(self, text: str) -> None:
+        self.broadcasts += 1
+        for client in tuple(self.clients.values()):
+            self.send(client, text)
+
+    def broadcast_threadsafe(self, text: str) -> None:
+        """`broadcast` from any thread (engine hooks)."""
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed under us: nobody listens
+            loop.call_soon_threadsafe(self.broadcast, text)
+
+    @staticmethod
+    async def pump(client: Client, send: Callable[[str], Awaitable[None]]) -> None:
+        """Drain `client`'s queue onto its socket until cancelled."""
+        while True:
+            text = await client.queue.get()
+            await send(text)
+            client.sent += 1
+
+    def _drop(self, client: Client, *, slow: bool) -> None:
+        client.dropped = True
+        self.clients.pop(client.id, None)
+        if slow:
+            self.dropped += 1
+        client.on_drop()
+
+    # -- what a new client needs --------------------------------------------------------------
+
+    def backlog(self) -> list[str]:
+        """The bars queued from the playing one on, as `bar` messages (oldest first)."""
+        session = self.session
+        bpb = session.worker.beats_per_bar
+        playing = session.worker.bar_at(session.state().beat)
+        ahead = playing + session.worker.lookahead_bars + 1
+        with self._bars_lock:
+            bars = sorted(self._bars.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+        now = time.monotonic()
+        return [encode(bar_message(name, bpb, rendered, now, "backlog"))
+                for (name, index), rendered in bars if playing <= index <= ahead]
+
+    # -- engine hooks (engine threads) --------------------------------------------------------
+
+    def _on_bar(self, part: Part, rendered: RenderedBar) -> None:
+        sent_at = time.monotonic()  # the engine's send moment, for delivery latency
+        edited = self._remember(part.name, rendered)
+        if self._loop is None or not self.clients:
+            return
+        text = encode(bar_message(part.name, part.beats_per_bar, rendered, sent_at,
+                                  "edited" if edited else "generated"))
+        self.broadcast_threadsafe(text)
+
+    def _remember(self, name: str, rendered: RenderedBar) -> bool:
+        """Keep the bar for late joiners; True when it is an edit of the bar it replaces."""
+        key = (name, rendered.bar)
+        with self._bars_lock:
+            old = self._bars.get(key)
+            self._bars[key] = rendered
+            while len(self._bars) > KEPT_BARS:
+                del self._bars[min(self._bars, key=lambda k: k[1])]
+        return old is not None and old.version == rendered.version and \
+            old.tokens == rendered.tokens
+
+    def remembered(self, name: str, bar: int) -> RenderedBar | None:
+        with self._bars_lock:
+            return self._bars.get((name, bar))
+
+    def _on_transport(self, event: TransportEvent) -> None:
+        if self._loop is None or not self.clients:
+            return
+        self.broadcast_threadsafe(self.state_text(_REASONS.get(type(event), "tick")))
+
+    def state_text(self, reason: StateReason) -> str:
+        return encode(session_state(self.session, reason))
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            if self.clients:
+                self.broadcast(self.state_text("tick"))
