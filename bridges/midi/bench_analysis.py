@@ -1,0 +1,153 @@
+"""Timing analysis of a `jack_midi_dump -a` recording: the clock's ideal grid, note errors.
+
+The ideal grid is fitted to the clock ticks the dump received (least squares of tick time
+against tick index; beat = index / 24, the first tick after Start being beat 0). Fitting
+over the whole run averages the clock's own jitter (jack_midi_clock -J) away, so a note's
+error is measured against where the beat really was, not against one jittered tick.
+
+A received note_on is matched to the sent note_on of the same key (channel, pitch) whose
+ideal time is nearest; one further away than half a 16th matches nothing. Sent notes that
+match nothing were dropped; a sent note matched twice was doubled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from bridges.midi.jack_tools import DumpRecord
+
+TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
+CLOCK_PPQN = 24
+NOTE_ON_STATUS, NOTE_OFF_STATUS = 0x90, 0x80
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    t0: float  # seconds (dump time) of tick 0, beat 0
+    tick_s: float  # seconds per tick
+    ticks: int  # ticks fitted
+    jitter_ms: float  # RMS of the ticks around the fitted line
+
+    @property
+    def bpm(self) -> float:
+        return 60.0 / (self.tick_s * CLOCK_PPQN)
+
+    def time_of(self, beat: float) -> float:
+        return self.t0 + beat * CLOCK_PPQN * self.tick_s
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    t: float  # seconds (dump time), or the ideal beat for a sent note
+    channel: int
+    pitch: int
+
+
+def run_ticks(records: Sequence[DumpRecord], rate: int) -> list[float]:
+    """Seconds of each tick of the first run: from the first tick after Start to Stop."""
+    started = False
+    ticks: list[float] = []
+    for r in records:
+        if r.data == (START,):
+            started = True
+        elif started and r.data == (STOP,):
+            break
+        elif started and r.data == (TICK,):
+            ticks.append(r.frame / rate)
+    return ticks
+
+
+def fit_grid(ticks: Sequence[float]) -> Grid:
+    """Least-squares line t = t0 + k * tick_s through the tick times (k = 0, 1, ...)."""
+    n = len(ticks)
+    if n < 2:
+        raise ValueError("need at least two clock ticks to fit a grid")
+    k_mean = (n - 1) / 2.0
+    t_mean = math.fsum(ticks) / n
+    sxx = sum((k - k_mean) ** 2 for k in range(n))
+    sxy = math.fsum((k - k_mean) * (t - t_mean) for k, t in enumerate(ticks))
+    slope = sxy / sxx
+    t0 = t_mean - slope * k_mean
+    rms = math.sqrt(math.fsum((t - t0 - k * slope) ** 2 for k, t in enumerate(ticks)) / n)
+    return Grid(t0, slope, n, rms * 1000.0)
+
+
+def note_ons(records: Iterable[DumpRecord], rate: int, channels: Iterable[int]) -> list[Note]:
+    """Received note_ons (velocity > 0) on `channels`, in dump time."""
+    wanted = set(channels)
+    return [Note(r.frame / rate, r.data[0] & 0x0F, r.data[1]) for r in records
+            if len(r.data) == 3 and r.data[0] & 0xF0 == NOTE_ON_STATUS and r.data[2] > 0
+            and r.data[0] & 0x0F in wanted]
+
+
+def hanging_notes(records: Iterable[DumpRecord], channels: Iterable[int]) -> int:
+    """Keys left sounding at the end: note_ons without their note_off (CC 123 not counted)."""
+    wanted = set(channels)
+    balance: dict[tuple[int, int], int] = defaultdict(int)
+    for r in records:
+        if len(r.data) != 3 or r.data[0] & 0x0F not in wanted:
+            continue
+        kind, key = r.data[0] & 0xF0, (r.data[0] & 0x0F, r.data[1])
+        if kind == NOTE_ON_STATUS and r.data[2] > 0:
+            balance[key] += 1
+        elif kind in (NOTE_ON_STATUS, NOTE_OFF_STATUS) and balance[key] > 0:
+            balance[key] -= 1
+    return sum(balance.values())
+
+
+@dataclass
+class Matched:
+    errors_s: list[float]  # received minus ideal, per matched note
+    dropped: int  # sent, never received
+    doubled: int  # received more than once
+    unmatched: int  # received, matching nothing sent
+
+
+def match_notes(sent_beats: Sequence[Note], received: Sequence[Note], grid: Grid) -> Matched:
+    """Match received notes to sent ones (`Note.t` holding the beat) by key and time."""
+    half_step = grid.tick_s * CLOCK_PPQN / 8.0  # half a 16th
+    by_key: dict[tuple[int, int], list[tuple[float, int]]] = defaultdict(list)
+    for i, note in enumerate(sent_beats):
+        by_key[(note.channel, note.pitch)].append((grid.time_of(note.t), i))
+    hits = [0] * len(sent_beats)
+    errors: list[float] = []
+    unmatched = 0
+    for note in received:
+        candidates = by_key.get((note.channel, note.pitch), [])
+        best = min(candidates, key=lambda c: abs(note.t - c[0]), default=None)
+        if best is None or abs(note.t - best[0]) > half_step:
+            unmatched += 1
+            continue
+        hits[best[1]] += 1
+        if hits[best[1]] == 1:
+            errors.append(note.t - best[0])
+    return Matched(errors, hits.count(0), sum(1 for h in hits if h > 1), unmatched)
+
+
+def error_stats(errors_s: Sequence[float]) -> dict[str, float]:
+    """Signed mean (a constant offset, what latency compensation would remove) and the
+    p50, p99 and max of the absolute error, in ms."""
+    if not errors_s:
+        return {"notes": 0, "mean_ms": math.nan, "p50_ms": math.nan, "p99_ms": math.nan,
+                "max_ms": math.nan}
+    ms = sorted(abs(e) * 1000.0 for e in errors_s)
+    return {
+        "notes": len(ms),
+        "mean_ms": round(math.fsum(errors_s) * 1000.0 / len(errors_s), 3),
+        "p50_ms": round(percentile(ms, 50.0), 3),
+        "p99_ms": round(percentile(ms, 99.0), 3),
+        "max_ms": round(ms[-1], 3),
+    }
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile of already sorted values."""
+    if not sorted_values:
+        return math.nan
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
