@@ -5,6 +5,9 @@ from pathlib import Path
 
 import pytest
 
+# The real JACK server and its tools, as fixtures any test module can ask for by name.
+from tests.jack_rig import jack, jack_tool  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("MUSEGEN_DATA", REPO.parent / "shared" / "data"))
 GROOVE = DATA / "groove-midi"
