@@ -24,7 +24,7 @@ KEPT_MODELS = 3
 
 
 class UnknownModel(LookupError):
-    pass
+    """No such shipped model, or no such genre in it."""
 
 
 @dataclass(frozen=True)
@@ -70,14 +70,18 @@ class OneShot:
         return loaded
 
     def generate(self, r: Request) -> Result:
-        """ControlError on a bad genre or density, UnknownModel on a bad name."""
+        """UnknownModel for a model or genre that is not there. The density is clamped into
+        the model's range (as a live part does), the result says which was used."""
         with self._lock:
             loaded = self._model(r.model)
             meta = loaded.meta
+            genre = (r.genre or meta.genres[0]).strip().lower()
+            if genre not in meta.genres:
+                raise UnknownModel(f"model {meta.name!r} has no genre {r.genre!r}; it has "
+                                   f"{', '.join(meta.genres)}")
             lo, hi = meta.density_range
-            density = (lo + hi) / 2 if r.density is None else r.density
-            controls = Controls(meta.genre_control.validate(r.genre or meta.genres[0]),
-                                meta.density_control.validate(density))
+            density = (lo + hi) / 2 if r.density is None else min(max(r.density, lo), hi)
+            controls = Controls(genre, meta.density_control.validate(density))
             sampling = SamplingConfig(r.temperature, r.top_k, r.top_p)
             tokens = BarGenerator(loaded, sampling, seed=r.seed).generate(r.bars, controls)
             score = loaded.codec.decode(tokens, bpm=r.tempo_bpm)

@@ -18,6 +18,10 @@ PROTOCOL_VERSION: Literal[1] = 1
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 RequestId = Annotated[int, Field(ge=0, le=2**53)] | Annotated[str, Field(max_length=64)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
+# Below this the sampler's logits / temperature overflow to inf and sampling fails (a
+# temperature of 1e-300 would stop the engine's generation thread): 0.01 is near-greedy.
+MIN_TEMPERATURE = 0.01
+Temperature = Annotated[float, Field(ge=MIN_TEMPERATURE, le=10.0)]
 
 
 class _Message(BaseModel):
@@ -60,7 +64,7 @@ class SetControls(_Request):
     part: Name
     genre: Name | None = None
     density: Annotated[float, Field(ge=0.0, le=1000.0)] | None = None
-    temperature: Annotated[float, Field(ge=0.0, le=10.0)] | None = None
+    temperature: Temperature | None = None
     mute: bool | None = None
     humanize: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     swing: Annotated[float, Field(ge=0.0, le=1.0)] | None = None

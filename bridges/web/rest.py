@@ -14,11 +14,10 @@ import musegen
 from bridges.web.hub import Hub
 from bridges.web.oneshot import OneShot, UnknownModel, midi_bytes
 from bridges.web.oneshot import Request as OneShotRequest
-from bridges.web.protocol import PROTOCOL_VERSION, NoteOut, State
+from bridges.web.protocol import PROTOCOL_VERSION, NoteOut, State, Temperature
 from bridges.web.security import token_ok
 from bridges.web.snapshot import session_state
 from musegen.cli_models import models_json
-from musegen.controls import ControlError
 from musegen.timing import PPQN
 
 
@@ -49,11 +48,14 @@ class ModelInfo(BaseModel):
 
 
 class GenerateRequest(BaseModel):
+    """Defaults: the model's first genre and the middle of its density range; a density
+    outside the model's range is clamped into it (the reply says which was used)."""
+
     model_config = ConfigDict(extra="forbid")
     model: Annotated[str, Field(min_length=1, max_length=64)] = "drums-lstm"
     genre: Annotated[str, Field(max_length=64)] | None = None
     density: Annotated[float, Field(ge=0.0, le=1000.0)] | None = None
-    temperature: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
+    temperature: Temperature = 1.0
     top_k: Annotated[int, Field(ge=0, le=1000)] = 0
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     bars: Annotated[int, Field(ge=1, le=32)] = 4
@@ -71,9 +73,8 @@ class GenerateResult(BaseModel):
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ApiError, "description": "a genre or density the model does not take"},
     401: {"model": ApiError, "description": "missing or wrong token"},
-    404: {"model": ApiError, "description": "no such shipped model"},
+    404: {"model": ApiError, "description": "no such shipped model, or no such genre in it"},
 }
 MIDI_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"audio/midi": {"schema": {"type": "string", "format": "binary"}}},
@@ -137,5 +138,3 @@ def _generate(oneshot: OneShot, body: GenerateRequest) -> tuple[Any, OneShotRequ
         return oneshot.generate(r), r
     except UnknownModel as exc:
         raise HTTPException(404, str(exc)) from None
-    except ControlError as exc:
-        raise HTTPException(400, str(exc)) from None

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from bridges.web.app import create_app
 from bridges.web.hub import DEFAULT_QUEUE, TICK_S, Hub
-from bridges.web.security import WS_FRAME_LIMIT, is_loopback
+from bridges.web.security import BURST, MESSAGES_PER_SECOND, WS_FRAME_LIMIT, is_loopback
 from musegen.engine.session import LiveSession
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ def serve(
     log_level: str = "warning",
     client_queue: int = DEFAULT_QUEUE,
     tick_s: float = TICK_S,
+    messages_per_second: float = MESSAGES_PER_SECOND,
+    burst: int = BURST,
 ) -> WebServer:
     """Serve the page, `/ws` and `/api` for `session` (port 0: any free port)."""
     if token == "":
@@ -81,7 +83,8 @@ def serve(
                              "reach it could drive the engine")
     app = create_app(session, token=token, allowed_origins=allowed_origins,
                      allowed_hosts=() if is_loopback(host) else (host,),
-                     client_queue=client_queue, tick_s=tick_s)
+                     client_queue=client_queue, tick_s=tick_s,
+                     messages_per_second=messages_per_second, burst=burst)
     sock = _bind(host, port)
     config = uvicorn.Config(app, log_level=log_level, ws_max_size=WS_FRAME_LIMIT,
                             ws_ping_interval=PING_INTERVAL_S, ws_ping_timeout=PING_INTERVAL_S,
@@ -122,4 +125,4 @@ def _wait_started(server: uvicorn.Server, thread: threading.Thread,
         deadline.wait(0.01)
     server.should_exit = True
     sock.close()
-    raise RuntimeError("the web server did not start")
+    raise OSError("the web server did not start")
