@@ -1,0 +1,216 @@
+"""The drum machine page in Debian's Chromium (headless, autoplay allowed) against a real
+engine: it connects, books notes on the AudioContext clock, sends step edits and knob
+turns the engine follows, two pages play the same notes at the same moments, a phone can
+use it, and it reconnects by itself. One server and one browser for the module."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from bridges.web import WebServer, serve
+from bridges.web.grid import grid_of
+from musegen.drum_map import CLASS_TO_GM_PITCH
+from musegen.engine.session import LiveSession
+from tests.web_helpers import running_server
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--autoplay-policy=no-user-gesture-required"]
+SHOTS = Path(__file__).resolve().parent.parent / "out" / "screenshots"
+TEMPO = 180.0
+HIGH_TOM = 6  # lane index
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[WebServer]:
+    from musegen.clock import InternalClock
+
+    with running_server(InternalClock(TEMPO)) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+def open_page(browser: Browser, url: str, **context: Any) -> Page:
+    page = browser.new_context(**context).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("window.musegenDebug && musegenDebug().connected", timeout=15000)
+    page.wait_for_selector(".cell")
+    assert not errors, errors
+    return page
+
+
+def debug(page: Page) -> dict[str, Any]:
+    state: dict[str, Any] = page.evaluate("musegenDebug()")
+    return state
+
+
+def wait_until(page: Page, script: str, timeout_s: float = 10.0) -> None:
+    page.wait_for_function(script, timeout=timeout_s * 1000)
+
+
+def engine_until(condition, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="module")
+def page(server: WebServer, browser: Browser) -> Page:
+    return open_page(browser, server.url, viewport={"width": 1200, "height": 860})
+
+
+def test_the_page_loads_connects_and_shows_the_grid(page: Page) -> None:
+    state = debug(page)
+    assert state["connected"] and state["audio"] == "running"
+    assert state["part"] == "drums" and state["clientId"] >= 1
+    assert page.locator(".cell").count() == 2 * 9 * 16
+    assert page.locator("#status").get_attribute("data-state") == "connected"
+    assert page.locator("#genre option").count() == 10
+
+
+def test_play_books_notes_on_the_audio_clock_ahead_of_time(page: Page,
+                                                           server: WebServer) -> None:
+    page.click("#play")
+    wait_until(page, "musegenDebug().playing && musegenDebug().scheduled.length >= 24")
+    booked = debug(page)["scheduled"]
+    on_time = [n for n in booked if n["time"] > n["at"]]
+    assert len(on_time) >= len(booked) - 4, "at most the downbeat right after Play is late"
+    assert all(n["lead"] < 0.25 for n in booked), "booked by the lookahead, not on arrival"
+    seconds_per_beat = 60.0 / TEMPO
+    ordered = sorted(on_time, key=lambda n: n["beat"])
+    for a, b in itertools.pairwise(ordered):
+        gap = (b["beat"] - a["beat"]) * seconds_per_beat
+        assert abs((b["time"] - a["time"]) - gap) < 0.005, (a, b)
+    rendered = {(r.bar, e.beat, e.pitch) for r in server.hub.session.part("drums").rendered
+                for e in r.events if e.kind == "note_on"}
+    assert all((n["bar"], n["beat"], n["pitch"]) in rendered for n in booked), \
+        "the page plays exactly what the engine made"
+    page.screenshot(path=str(shot("web-drum-machine.png")))
+
+
+def shot(name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return SHOTS / name
+
+
+def test_a_step_edit_on_the_page_reaches_the_engine(page: Page, server: WebServer) -> None:
+    session = server.hub.session
+    if page.get_attribute("#auto", "aria-pressed") == "true":
+        page.click("#auto")
+    assert engine_until(lambda: session.part("drums").controls.hold)
+    wait_until(page, "musegenDebug().bars.some(b => b.auto === false)")
+    for step, how in ((3, "click"), (11, "keyboard")):
+        cell = page.locator(f'.bar-grid.next .cell[data-lane="{HIGH_TOM}"][data-step="{step}"]')
+        if cell.get_attribute("aria-pressed") == "true":
+            continue  # already on: the engine wrote it; try the other
+        bar = int(page.evaluate("musegenDebug().beat") // 4) + 1
+        if how == "click":
+            cell.click()
+        else:
+            cell.focus()
+            page.keyboard.press("Enter")
+
+        def has_hit(step: int = step, bar: int = bar) -> bool:
+            return any(grid_of(r, 4.0, CLASS_TO_GM_PITCH)[HIGH_TOM][step] > 0
+                       for r in tuple(session.part("drums").rendered) if r.bar >= bar)
+
+        assert engine_until(has_hit, 5.0), f"the {how} edit at step {step} reached the engine"
+    page.click("#continue")
+    assert engine_until(lambda: not session.part("drums").controls.hold)
+
+
+def test_a_density_change_changes_the_next_bar(page: Page, server: WebServer) -> None:
+    session = server.hub.session
+    before = [b for b in debug(page)["bars"] if b["density"] > 16]
+    page.focus("#density")
+    page.keyboard.press("Home")
+    assert engine_until(lambda: session.part("drums").controls.density == 0.0)
+    wait_until(page, "musegenDebug().bars.filter(b => b.density === 0).length >= 2", 15)
+    after = [b for b in debug(page)["bars"] if b["density"] == 0]
+    mean = lambda bars: sum(len(b["notes"]) for b in bars) / len(bars)  # noqa: E731
+    assert before and mean(after) < mean(before) / 2, (mean(after), mean(before))
+    page.keyboard.press("End")
+    assert engine_until(lambda: session.part("drums").controls.density == 64.0)
+    page.evaluate("document.activeElement.blur()")
+    session.set_controls("drums", density=32.0)
+
+
+def test_two_pages_play_the_same_notes_at_the_same_moments(page: Page, browser: Browser,
+                                                           server: WebServer) -> None:
+    other = open_page(browser, server.url, viewport={"width": 1000, "height": 800})
+    wait_until(other, "musegenDebug().scheduled.length >= 16", 15)
+    wait_until(page, "musegenDebug().scheduled.length >= 16", 15)
+    key = lambda n: (n["bar"], round(n["beat"], 5), n["pitch"])  # noqa: E731
+    first = {key(n): n["wall"] for n in debug(page)["scheduled"]}
+    second = {key(n): n["wall"] for n in debug(other)["scheduled"]}
+    common = set(first) & set(second)
+    assert len(common) >= 8
+    worst = max(abs(first[k] - second[k]) for k in common)
+    assert worst < 15.0, f"two pages differ by {worst:.1f} ms on the same note"
+    page.focus("#temperature")
+    page.keyboard.press("Home")
+    wait_until(other, "document.querySelector('#temperature').getAttribute('aria-valuenow')"
+                      " === '0.1'")
+    page.keyboard.press("ArrowUp")
+    session = server.hub.session
+    assert engine_until(lambda: session.part("drums").controls.temperature == 0.15)
+    session.set_controls("drums", temperature=1.0)  # for the tests after
+    other.context.close()
+
+
+def test_a_phone_can_play_it(browser: Browser, server: WebServer) -> None:
+    phone = open_page(browser, server.url, viewport={"width": 390, "height": 844},
+                      has_touch=True, is_mobile=True, device_scale_factor=2)
+    assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    box = phone.locator(".cell").first.bounding_box()
+    assert box is not None and box["width"] >= 14 and box["height"] >= 20
+    phone.tap("#mute")
+    assert engine_until(lambda: server.hub.session.part("drums").controls.mute)
+    phone.tap("#mute")
+    assert engine_until(lambda: not server.hub.session.part("drums").controls.mute)
+    phone.screenshot(path=str(shot("web-drum-machine-phone.png")), full_page=True)
+    phone.context.close()
+
+
+def test_the_page_reconnects_by_itself(browser: Browser) -> None:
+    from musegen.clock import InternalClock
+
+    session = LiveSession.from_models({"drums": "drums-lstm"}, InternalClock(TEMPO))
+    first = serve(session, port=0)
+    port = first.port
+    page = open_page(browser, first.url)
+    was = debug(page)["clientId"]
+    first.stop()
+    wait_until(page, "!musegenDebug().connected")
+    assert page.locator("#status").get_attribute("data-state") == "reconnecting"
+    again = serve(session, port=port)
+    try:
+        wait_until(page, "musegenDebug().connected", 15)
+        assert debug(page)["clientId"] == 1 and was == 1  # a new server counts afresh
+        assert page.locator("#status").get_attribute("data-state") == "connected"
+    finally:
+        page.context.close()
+        again.stop()
+        session.close()
