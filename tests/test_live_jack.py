@@ -33,7 +33,7 @@ SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 class Live:
     """A `musegen live` process on the test's JACK server, with its port names."""
 
-    def __init__(self, jack: JackServer, *args: str) -> None:
+    def __init__(self, jack: JackServer, *args: str, wait: bool = True) -> None:
         before = set(_ports(jack))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bridges", "live", "--backend", "jack", "--no-web", *args],
@@ -41,13 +41,15 @@ class Live:
             stderr=subprocess.STDOUT, text=True)
         self.output = wait_port(jack.env, "musegen out", timeout=60, exclude=sorted(before))
         self.input = wait_port(jack.env, "musegen in", timeout=10, exclude=sorted(before))
+        self.jack = jack
         self.lines: list[str] = []
         self.playing = threading.Event()
         # Read everything it prints, always: a full pipe would block a JACK thread of it that
         # logs, and a synchronous JACK server then waits for that client forever.
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        assert self.playing.wait(60), "".join(self.lines)
+        if wait:
+            assert self.playing.wait(60), "".join(self.lines)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -214,3 +216,43 @@ def test_fluidsynth_fed_by_the_engine_renders_sound(
     audio = np.frombuffer(frames, dtype=dtype).astype(float) / full_scale
     assert len(audio) >= RATE * 2
     assert float(np.sqrt(np.mean(audio**2))) > 1e-3, "silence"
+
+
+def test_midi_learn_saves_the_knobs_moved_and_ports_lists_ours(
+        jack: JackServer, live_procs: list[Live], tmp_path: Path) -> None:
+    import json
+
+    import rtmidi
+
+    config = tmp_path / "live.json"
+    live = Live(jack, "--learn", "--config", str(config), "--no-record", wait=False)
+    live_procs.append(live)
+    listed = subprocess.run([sys.executable, "-m", "bridges", "ports", "--backend", "jack",
+                             "--json"], env={**jack.env, "PYTHONPATH": str(ROOT)},
+                            capture_output=True, text=True, timeout=60)
+    ports = json.loads(listed.stdout)
+    assert any("musegen out" in name for name in ports["inputs"])  # we can read from it
+    assert any("musegen in" in name for name in ports["outputs"])
+    knobs = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="knobs")
+    knobs.open_virtual_port("out")
+    try:
+        connect(jack.env, wait_port(jack.env, "knobs:out"), live.input)
+        for i, cc in enumerate((70, 71, 72, 73)):  # density, genre, temperature, swing
+            _wait_for(live, "move the knob", i + 1)
+            knobs.send_message([0xB2, cc, 64])  # channel 3
+            _wait_for(live, "musegen learn: CC", i + 1)
+        assert live.playing.wait(30), "".join(live.lines)
+    finally:
+        knobs.close_port()
+        del knobs
+    saved = json.loads(config.read_text())["cc_map"]
+    learned = {(b["cc"], b["channel"]): b["control"] for b in saved if b["part"] == "drums"}
+    assert {(70, 2): "density", (71, 2): "genre", (72, 2): "temperature",
+            (73, 2): "swing"}.items() <= learned.items()
+
+
+def _wait_for(live: Live, text: str, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while sum(text in line for line in live.lines) < count:
+        assert time.monotonic() < deadline, "".join(live.lines)
+        time.sleep(0.02)
