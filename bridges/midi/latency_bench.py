@@ -1,0 +1,320 @@
+"""How well the engine follows a DAW's MIDI clock: a real JACK rig, measured at the far end.
+
+    jack_midi_clock -b BPM -B [-J PCT] --+--> "musegen in"  (engine: follower, worker,
+                                         |                   dispatcher, drums + melody)
+                                         +--> "ref in"      (reference client, own process)
+    jack_midi_dump -a  <-- the clock, "musegen out", "ref out"  (one time base: JACK frames)
+
+The private jackd runs the dummy driver at 48 kHz with 64-frame periods (1.33 ms). The
+ideal grid is a least-squares line through the clock ticks the dump received (beat = tick
+/ 24), so jitter added by -J is averaged out of the reference. For every note_on the engine
+sent, the error is its arrival time minus its beat's time on that grid; the same for the
+reference client (bridges/midi/reference_client.py), which answers every sixth tick at once
+and so measures the rig's floor in the same run. Reported per side: p50/p99/max of the
+absolute error and the signed mean (in ms), dropped/doubled notes, notes left hanging,
+and for the engine its process CPU over the run (% of one core, `time.process_time`).
+
+Parts play with humanize 0, so every onset is on a 16th. `jitter_ms` is the peak
+displacement of a tick (jack_midi_clock's -J is a percentage: -J p moves ticks by up to
+about p/2 % of a tick period either way, measured); -J tops out at 20 %.
+
+    python -m bridges.midi.latency_bench --bpm 120 --seconds 120 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridges.midi.bench_analysis import (
+    Grid,
+    Note,
+    error_stats,
+    fit_grid,
+    hanging_notes,
+    match_notes,
+    note_ons,
+    run_ticks,
+)
+from bridges.midi.input import MidiInput
+from bridges.midi.jack_tools import (
+    JackMidiClock,
+    JackServer,
+    JackTransport,
+    MidiDump,
+    connect,
+    missing_tools,
+    stop_process,
+    wait_port,
+)
+from bridges.midi.output import MidiPortOutput
+from bridges.midi.ports import IN_NAME, OUT_NAME, PortSet, open_ports
+from bridges.midi.reference_client import REF_CHANNEL, REF_PITCH, TICKS_PER_STEP
+from musegen.checkpoint import load_model
+from musegen.clock import ClockLost, MidiClockFollower, TransportEvent
+from musegen.engine import (
+    NOTE_ON,
+    Dispatcher,
+    EventQueue,
+    GenerationWorker,
+    Part,
+    PartControls,
+    ScheduledEvent,
+)
+
+logger = logging.getLogger(__name__)
+
+CLOCK_PPQN = 24
+MAX_JITTER_PCT = 20.0
+SWITCH_INTERVAL_S = 0.0005  # as a live session sets it
+SETTLE_S = 0.5  # after Stop: the last offs reach the dump
+DEFAULT_PARTS = (
+    ("drums", "drums-lstm", PartControls("rock", 16.0, humanize=0.0)),
+    ("melody", "melody-lstm", PartControls("pop", 8.0, humanize=0.0)),
+)
+
+
+def jitter_pct_for(bpm: float, jitter_ms: float) -> float:
+    """jack_midi_clock's -J for a peak tick displacement of `jitter_ms` at `bpm`."""
+    period_ms = 60_000.0 / (bpm * CLOCK_PPQN)
+    return min(MAX_JITTER_PCT, 200.0 * jitter_ms / period_ms)
+
+
+class _Recorder:
+    """The engine's Output: MIDI out, remembering each note_on's beat, channel and pitch."""
+
+    def __init__(self, inner: MidiPortOutput) -> None:
+        self.inner = inner
+        self.ons: list[Note] = []
+
+    def send(self, events: Sequence[ScheduledEvent], at: float) -> None:
+        self.inner.send(events, at)
+        self.ons.extend(Note(e.beat, e.channel, e.pitch) for e in events if e.kind == NOTE_ON)
+
+
+@dataclass
+class _Engine:
+    """The engine core following the MIDI clock, as a live session wires it."""
+
+    ports: PortSet
+    follower: MidiClockFollower
+    midi_in: MidiInput
+    worker: GenerationWorker
+    dispatcher: Dispatcher
+    output: _Recorder
+    losses: list[ClockLost] = field(default_factory=list)
+    stop_flag: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    @classmethod
+    def build(cls, bpm: float, parts: Sequence[tuple[str, str, PartControls]],
+              clock_in_callback: bool = True) -> _Engine:
+        made = [Part(name, load_model(model), controls, seed=i)
+                for i, (name, model, controls) in enumerate(parts)]
+        ports = open_ports("jack")
+        assert ports.input is not None
+        # "hold": a stall of the shared machine longer than the loss timeout (4 ticks) must
+        # not stop the engine for the rest of the run; losses are counted in the report
+        follower = MidiClockFollower(bpm, on_loss="hold")
+        midi_in = MidiInput(follower, clock_in_callback=clock_in_callback)
+        ports.input.set_callback(midi_in.callback)
+        if not clock_in_callback:
+            midi_in.start()  # the consumer thread feeds the follower instead
+        queue = EventQueue()
+        worker = GenerationWorker(made, follower, queue)
+        dispatcher = Dispatcher(follower, queue)
+        engine = cls(ports, follower, midi_in, worker, dispatcher,
+                     _Recorder(MidiPortOutput(ports.output)))
+        follower.add_listener(engine._on_transport)
+        return engine
+
+    def _on_transport(self, event: TransportEvent) -> None:
+        if isinstance(event, ClockLost):
+            self.losses.append(event)
+
+    def start(self) -> None:
+        self.worker.fill_until(0.0)
+        gc.collect()
+        gc.freeze()  # the collector never walks the models during playback
+        self.worker.start()
+        self.thread = threading.Thread(target=self.dispatcher.run_forever,
+                                       args=(self.output, self.stop_flag),
+                                       name="musegen-dispatch", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+        if self.thread is not None:
+            self.thread.join(5.0)
+        self.worker.stop()
+        self.midi_in.stop()
+        self.output.inner.all_notes_off()
+        self.ports.close()
+        gc.unfreeze()
+
+
+def run_latency_bench(
+    bpm: float = 120.0,
+    jitter_ms: float = 0.0,
+    seconds: float = 30.0,
+    *,
+    jitter_pct: float | None = None,
+    rate: int = 48000,
+    period: int = 64,
+    parts: Sequence[tuple[str, str, PartControls]] = DEFAULT_PARTS,
+    clock_in_callback: bool = True,
+) -> dict[str, Any]:
+    """One run on a private jackd; returns the report (see the module docstring).
+
+    `clock_in_callback=False` queues the clock bytes for MidiInput's consumer thread
+    instead of feeding the follower in the rtmidi callback (to compare the two)."""
+    missing = missing_tools()
+    if missing:
+        raise RuntimeError(f"the latency bench needs the JACK tools: {', '.join(missing)}")
+    pct = jitter_pct_for(bpm, jitter_ms) if jitter_pct is None else min(jitter_pct,
+                                                                          MAX_JITTER_PCT)
+    server = JackServer(f"musegen-bench-{os.getpid()}", rate=rate, period=period).start()
+    switch = sys.getswitchinterval()
+    try:
+        server.use_in_process()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        report = _run(server, bpm, pct, seconds, parts, clock_in_callback)
+    finally:
+        sys.setswitchinterval(switch)
+        server.stop()
+    period_ms = 60_000.0 / (bpm * CLOCK_PPQN)
+    report.update(bpm=bpm, jitter_pct=round(pct, 3), seconds=seconds,
+                  jitter_ms=round(pct / 200.0 * period_ms, 3), rate=rate, period_frames=period,
+                  period_ms=round(1000.0 * period / rate, 3),
+                  clock_in_callback=clock_in_callback)
+    return report
+
+
+def _run(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
+         parts: Sequence[tuple[str, str, PartControls]],
+         clock_in_callback: bool) -> dict[str, Any]:
+    env = server.env
+    engine = _Engine.build(bpm, parts, clock_in_callback)
+    transport = JackTransport(env)
+    clock = JackMidiClock(env, bpm, jitter_pct=jitter_pct)
+    reference = subprocess.Popen([sys.executable, "-m", "bridges.midi.reference_client",
+                                  "--client", "musegen-ref"], env=env, stdin=subprocess.PIPE,
+                                 start_new_session=True)
+    dump = MidiDump(env, "musegen-bench-dump")
+    try:
+        ref_in, ref_out = wait_port(env, ":ref in", 15.0), wait_port(env, ":ref out", 15.0)
+        ours_in, ours_out = wait_port(env, ":" + IN_NAME), wait_port(env, ":" + OUT_NAME)
+        connect(env, clock.port, ours_in)
+        connect(env, clock.port, ref_in)
+        dump.connect(clock.port, ours_out, ref_out)
+        engine.start()
+        time.sleep(0.2)  # connections settle before the first tick
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        transport.play()
+        time.sleep(seconds)
+        transport.stop()
+        time.sleep(SETTLE_S)
+        cpu_pct = 100.0 * (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    finally:
+        engine.stop()
+        transport.close()
+        clock.stop()
+        stop_process(reference)
+        records = dump.stop()
+    return _analyse(records, server.rate, engine, cpu_pct)
+
+
+def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
+             cpu_pct: float) -> dict[str, Any]:
+    ticks = run_ticks(records, rate)
+    grid = fit_grid(ticks)
+    channels = sorted({n.channel for n in engine.output.ons} - {REF_CHANNEL})
+    ours = match_notes(engine.output.ons, note_ons(records, rate, channels), grid)
+    ref_sent = [Note(k / CLOCK_PPQN, REF_CHANNEL, REF_PITCH)
+                for k in range(0, len(ticks), TICKS_PER_STEP)]
+    ref = match_notes(ref_sent, note_ons(records, rate, [REF_CHANNEL]), grid)
+    dispatcher = engine.dispatcher
+    return {
+        "clock": _clock_report(grid),
+        "engine": {
+            **error_stats(ours.errors_s),
+            "sent": len(engine.output.ons), "dropped": ours.dropped, "doubled": ours.doubled,
+            "unmatched": ours.unmatched, "dropped_late": dispatcher.dropped_late,
+            "max_late_ms": round(dispatcher.max_late_s * 1000.0, 3),
+            "hanging_notes": hanging_notes(records, channels),
+            "dropped_bars": engine.worker.dropped_bars,
+            "clock_losses": len(engine.losses),
+            "cpu_pct": round(cpu_pct, 1),
+            "input": {k: v for k, v in engine.midi_in.counters.items() if v},
+        },
+        "reference": {
+            **error_stats(ref.errors_s),
+            "expected": len(ref_sent), "dropped": ref.dropped, "doubled": ref.doubled,
+            "unmatched": ref.unmatched,
+            "hanging_notes": hanging_notes(records, [REF_CHANNEL]),
+        },
+    }
+
+
+def _clock_report(grid: Grid) -> dict[str, float]:
+    return {"ticks": grid.ticks, "bpm_fitted": round(grid.bpm, 4),
+            "tick_jitter_rms_ms": round(grid.jitter_ms, 3)}
+
+
+def run_matrix(bpms: Sequence[float], jitters_pct: Sequence[float],
+               seconds: float) -> dict[str, Any]:
+    """One run per (bpm, -J percentage); what `musegen bench live` reports."""
+    runs = [run_latency_bench(bpm, seconds=seconds, jitter_pct=pct)
+            for bpm in bpms for pct in jitters_pct]
+    return {"runs": runs}
+
+
+def _summary(report: dict[str, Any]) -> str:
+    lines = [f"{report['bpm']:g} BPM, -J {report['jitter_pct']:g} % "
+             f"(+-{report['jitter_ms']:g} ms), {report['seconds']:g} s, "
+             f"JACK period {report['period_ms']:g} ms; clock fitted {report['clock']['bpm_fitted']}"
+             f" BPM, tick jitter {report['clock']['tick_jitter_rms_ms']} ms RMS"]
+    for side in ("engine", "reference"):
+        r = report[side]
+        lines.append(f"  {side:9} notes {r['notes']:5}  error p50 {r['p50_ms']:.2f}  "
+                     f"p99 {r['p99_ms']:.2f}  max {r['max_ms']:.2f}  mean {r['mean_ms']:+.2f} ms"
+                     f"  dropped {r['dropped']}  doubled {r['doubled']}  "
+                     f"hanging {r['hanging_notes']}")
+    lines.append(f"  engine CPU {report['engine']['cpu_pct']} % of one core")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bridges.midi.latency_bench",
+                                     description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bpm", type=float, default=120.0)
+    parser.add_argument("--jitter-ms", type=float, default=0.0,
+                        help="peak clock tick displacement (converted to jack_midi_clock -J)")
+    parser.add_argument("--jitter-pct", type=float, help="jack_midi_clock -J directly (0..20)")
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--clock-via-queue", action="store_true",
+                        help="feed the clock from MidiInput's consumer thread, not the callback")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    report = run_latency_bench(args.bpm, args.jitter_ms, args.seconds,
+                               jitter_pct=args.jitter_pct,
+                               clock_in_callback=not args.clock_via_queue)
+    print(json.dumps(report, indent=2) if args.json else _summary(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

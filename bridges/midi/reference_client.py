@@ -1,0 +1,96 @@
+"""The latency benchmark's floor: a python-rtmidi JACK client that answers the clock at once.
+
+It sends a note_on the moment every sixth clock tick (every 16th, counting from the first
+tick after Start) reaches its rtmidi callback, and the note_off three ticks later; it
+predicts nothing. Its timing error, measured like the engine's, is what the rig itself costs:
+the JACK period, python-rtmidi's callback and output ringbuffer, the GIL, the machine's load.
+An engine that schedules ahead from the fitted clock can get close to it, not below it.
+
+Runs as its own process (so it neither shares the engine's GIL nor counts in its CPU):
+
+    python -m bridges.midi.reference_client --client musegen-ref
+
+with ports "<client>:ref in" and "<client>:ref out"; it runs until stdin closes or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from bridges.midi.backends import open_input, open_output
+
+logger = logging.getLogger(__name__)
+
+TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
+TICKS_PER_STEP = 6
+REF_CHANNEL = 15
+REF_PITCH = 60
+
+
+class Responder:
+    """The callback: counts ticks from Start and sends on the 16ths. State lives here only."""
+
+    def __init__(self, out: Any, channel: int = REF_CHANNEL, pitch: int = REF_PITCH) -> None:
+        self.out = out
+        self.on = [0x90 | channel, pitch, 100]
+        self.off = [0x80 | channel, pitch, 0]
+        self.tick = -1  # index of the next tick in this run; -1 while stopped
+        self.sounding = False
+
+    def __call__(self, event: tuple[Sequence[int], float], data: object = None) -> None:
+        message = event[0]
+        if len(message) != 1:
+            return
+        status = message[0]
+        if status == TICK and self.tick >= 0:
+            phase = self.tick % TICKS_PER_STEP
+            if phase == 0:
+                self.out.send_message(self.on)
+                self.sounding = True
+            elif phase == TICKS_PER_STEP // 2 and self.sounding:
+                self.out.send_message(self.off)
+                self.sounding = False
+            self.tick += 1
+        elif status == START:
+            self.tick = 0  # the first tick after Start is beat 0
+        elif status == STOP:
+            self.tick = -1
+            if self.sounding:
+                self.out.send_message(self.off)
+                self.sounding = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bridges.midi.reference_client")
+    parser.add_argument("--client", default="musegen-ref", help="JACK client name")
+    parser.add_argument("--backend", default="jack")
+    args = parser.parse_args(argv)
+    midi_in = open_input(args.backend, args.client)
+    midi_out = open_output(args.backend, args.client)
+    midi_out.open_virtual_port("ref out")
+    responder = Responder(midi_out)
+    midi_in.ignore_types(sysex=True, timing=False, active_sense=True)
+    midi_in.set_callback(responder)
+    midi_in.open_virtual_port("ref in")
+    done = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+
+    def until_stdin_closes() -> None:
+        sys.stdin.read()
+        done.set()
+
+    threading.Thread(target=until_stdin_closes, daemon=True).start()
+    done.wait()
+    midi_in.delete()
+    midi_out.delete()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The latency benchmark: its analysis on known numbers, and one short run on a real JACK rig."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bridges.midi.bench_analysis import (
+    Note,
+    error_stats,
+    fit_grid,
+    hanging_notes,
+    match_notes,
+    note_ons,
+    run_ticks,
+)
+from bridges.midi.jack_tools import DumpRecord, missing_tools
+from bridges.midi.latency_bench import jitter_pct_for, run_latency_bench
+
+RATE = 48000
+
+
+def test_grid_fit_averages_tick_jitter_away() -> None:
+    jitter = [0.001 * (-1) ** k for k in range(240)]  # +-1 ms, alternating
+    ticks = [2.0 + k * 0.02 + jitter[k] for k in range(240)]
+    grid = fit_grid(ticks)
+    assert grid.t0 == pytest.approx(2.0, abs=1e-4)
+    assert grid.bpm == pytest.approx(125.0, rel=1e-4)
+    assert grid.jitter_ms == pytest.approx(1.0, rel=0.01)
+    assert grid.time_of(1.0) == pytest.approx(2.0 + 24 * 0.02, abs=1e-4)
+
+
+def test_run_ticks_notes_and_hanging_from_dump_records() -> None:
+    records = [DumpRecord(0, (0xF8,)),  # before Start: not part of the run
+               DumpRecord(100, (0xFA,)), DumpRecord(164, (0xF8,)), DumpRecord(1164, (0xF8,)),
+               DumpRecord(1200, (0x99, 36, 100)), DumpRecord(1300, (0x99, 38, 90)),
+               DumpRecord(1400, (0x89, 36, 0)), DumpRecord(1500, (0x99, 38, 0)),
+               DumpRecord(1600, (0x90, 60, 80)),  # channel 1: never ended
+               DumpRecord(2164, (0xFC,)), DumpRecord(3164, (0xF8,))]
+    assert run_ticks(records, RATE) == [164 / RATE, 1164 / RATE]
+    assert note_ons(records, RATE, [9]) == [Note(1200 / RATE, 9, 36), Note(1300 / RATE, 9, 38)]
+    assert hanging_notes(records, [9]) == 0
+    assert hanging_notes(records, [0, 9]) == 1
+
+
+def test_matching_counts_dropped_doubled_and_errors() -> None:
+    grid = fit_grid([k * 0.02 for k in range(100)])  # 125 BPM, beat b at 0.48 b s
+    sent = [Note(0.0, 9, 36), Note(0.25, 9, 38), Note(0.5, 9, 36), Note(0.75, 9, 42)]
+    received = [Note(0.001, 9, 36), Note(0.12 - 0.002, 9, 38), Note(0.12 + 0.003, 9, 38),
+                Note(0.24, 9, 36), Note(0.5, 9, 49)]
+    matched = match_notes(sent, received, grid)
+    assert matched.dropped == 1  # the 42 never came
+    assert matched.doubled == 1  # the 38 came twice
+    assert matched.unmatched == 1  # a 49 nobody sent
+    assert [round(e * 1000, 6) for e in matched.errors_s] == [1.0, -2.0, 0.0]
+    stats = error_stats(matched.errors_s)
+    assert stats["notes"] == 3 and stats["max_ms"] == 2.0 and stats["p50_ms"] == 1.0
+    assert stats["mean_ms"] == pytest.approx(-1 / 3, abs=1e-3)
+    assert math.isnan(error_stats([])["p50_ms"])
+
+
+def test_jitter_ms_maps_to_jack_midi_clock_percent() -> None:
+    assert jitter_pct_for(120.0, 0.0) == 0.0
+    assert jitter_pct_for(120.0, 1.0) == pytest.approx(9.6)  # 1 ms of a 20.83 ms period
+    assert jitter_pct_for(60.0, 50.0) == 20.0  # -J stops at 20 %
+
+
+def test_short_run_on_a_real_jack_rig() -> None:
+    """Five seconds at 120 BPM: the report is complete and the engine kept up."""
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"JACK tools not installed: {', '.join(missing)}")
+    report = run_latency_bench(120.0, 0.0, 5.0)
+    clock, engine, reference = report["clock"], report["engine"], report["reference"]
+    assert clock["bpm_fitted"] == pytest.approx(120.0, rel=0.001)
+    assert clock["ticks"] >= 4 * 24 * 2  # at least two bars of ticks
+    assert engine["notes"] >= 10 and engine["sent"] == engine["notes"] + engine["dropped"]
+    assert engine["hanging_notes"] == 0 and reference["hanging_notes"] == 0
+    assert reference["notes"] >= reference["expected"] - 1
+    for side in (engine, reference):  # tolerant: a 16th is 125 ms, a JACK period 1.3 ms
+        assert 0.0 <= side["p50_ms"] <= side["p99_ms"] <= side["max_ms"] < 62.5
+    assert 0.0 < engine["cpu_pct"] < 400.0
