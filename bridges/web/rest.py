@@ -57,7 +57,8 @@ class GenerateRequest(BaseModel):
     density: Annotated[float, Field(ge=0.0, le=1000.0)] | None = None
     temperature: Temperature = 1.0
     top_k: Annotated[int, Field(ge=0, le=1000)] = 0
-    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    # a tiny top_p keeps no token at all and the sampler fails: 0.05 is nearly greedy
+    top_p: Annotated[float, Field(ge=0.05, le=1.0)] = 1.0
     bars: Annotated[int, Field(ge=1, le=32)] = 4
     tempo_bpm: Annotated[float, Field(ge=20.0, le=400.0)] = 120.0
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0

@@ -108,6 +108,9 @@ async def _read(ws: WebSocket, hub: Hub, client: Client, gate: Gate) -> None:
         except Exception:  # a bug must cost one reply, not the connection
             log.exception("web client %d: message failed", client.id)
             hub.send(client, encode(ProtocolError("engine", "internal error").reply()))
+        # Messages already buffered come back without a pause: give the writer its turn, or
+        # a client that sends a burst would overflow its own reply queue and be dropped.
+        await asyncio.sleep(0)
 
 
 async def _one(message: Mapping[str, Any], hub: Hub, client: Client, gate: Gate,
