@@ -160,11 +160,14 @@ def test_a_density_change_changes_the_next_bar(page: Page, server: WebServer) ->
 def test_two_pages_play_the_same_notes_at_the_same_moments(page: Page, browser: Browser,
                                                            server: WebServer) -> None:
     other = open_page(browser, server.url, viewport={"width": 1000, "height": 800})
-    wait_until(other, "musegenDebug().scheduled.length >= 16", 15)
+    wait_until(other, "(s => s.length >= 16 && s.at(-1).bar > s[0].bar)"
+                      "(musegenDebug().scheduled)", 15)
     wait_until(page, "musegenDebug().scheduled.length >= 16", 15)
     key = lambda n: (n["bar"], round(n["beat"], 5), n["pitch"])  # noqa: E731
     first = {key(n): n["wall"] for n in debug(page)["scheduled"]}
-    second = {key(n): n["wall"] for n in debug(other)["scheduled"]}
+    joined = debug(other)["scheduled"]
+    # from its second bar on: the first notes may have been booked on a single clock sample
+    second = {key(n): n["wall"] for n in joined if n["bar"] > joined[0]["bar"]}
     common = set(first) & set(second)
     assert len(common) >= 8
     worst = max(abs(first[k] - second[k]) for k in common)

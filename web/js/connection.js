@@ -23,7 +23,7 @@ export class Connection extends EventTarget {
     this.attempts = 0;
     this.nextId = 1;
     this.samples = [];
-    this.offset = null; // server seconds - our seconds
+    this.offset = null; // server seconds - our seconds; null until the first pong
     this.rtt = null;
     this.clientId = null;
     this.pingTimer = null;
@@ -86,9 +86,6 @@ export class Connection extends EventTarget {
     if (message.type === "pong") this.pong(message);
     if (message.type === "hello") this.clientId = message.client_id;
     if (message.type === "error") this.lastError = message;
-    if (message.type === "state" && this.offset === null) {
-      this.offset = message.server_time - nowSeconds(); // rough until the first pong
-    }
     this.emit(message.type, message);
   }
 

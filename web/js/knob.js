@@ -4,6 +4,7 @@
 
 const SEND_EVERY_MS = 80;
 const DRAG_PIXELS = 160; // a full sweep
+const SETTLE_MS = 400; // after a turn, the engine's echo of it has surely arrived
 
 export class Knob {
   constructor(element, { min, max, step, value, format, onChange }) {
@@ -15,6 +16,7 @@ export class Knob {
     this.onChange = onChange;
     this.value = value;
     this.lastSent = 0;
+    this.touched = -Infinity;
     this.pending = null;
     this.el.setAttribute("role", "slider");
     this.el.tabIndex = 0;
@@ -30,9 +32,10 @@ export class Knob {
     this.render();
   }
 
-  // A value from the engine: shown, not sent back (unless the user is mid-drag).
+  // A value from the engine: shown, not sent back. Ignored while the player is turning the
+  // knob (a state sent before our latest value arrived would otherwise undo the turn).
   show(value) {
-    if (this.dragging) return;
+    if (this.dragging || performance.now() - this.touched < SETTLE_MS) return;
     this.value = value;
     this.render();
   }
@@ -51,6 +54,7 @@ export class Knob {
     const v = Math.min(this.max, Math.max(this.min, Number(snapped.toFixed(6))));
     if (v === this.value) return;
     this.value = v;
+    this.touched = performance.now();
     this.render();
     this.send();
   }
