@@ -101,6 +101,10 @@ def test_sampling_is_seeded_and_respects_top_k_and_top_p() -> None:
     assert sample_token(logits, masked, SamplingConfig(temperature=0.0)) == 1
     hot = SamplingConfig(temperature=3.0)
     assert 0 not in {sample_token(logits, masked, hot) for _ in range(50)}
+    # extremes a knob or a client can send: greedy, never nan (1e-267 is 0 in float32)
+    for extreme in (SamplingConfig(temperature=1e-300), SamplingConfig(top_p=1e-267),
+                    SamplingConfig(temperature=1e-30, top_p=1e-30, top_k=3)):
+        assert set(draw(extreme, 4, 20)) == {0}
     with pytest.raises(ValueError):
         SamplingConfig(top_p=0.0)
     with pytest.raises(ValueError, match="allows no token"):

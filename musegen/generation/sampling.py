@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
+# Below this, sampling is argmax: the distribution is one-hot to float32 precision anyway,
+# and a smaller divisor rounds to 0 in float32 (0 / 0 = nan).
+GREEDY_BELOW = 1e-4
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -36,9 +40,11 @@ def sample_token(
     if not bool(allowed.any()):
         raise ValueError("the grammar allows no token here")
     logits = logits.float().masked_fill(~allowed, float("-inf"))
-    if config.temperature == 0:
+    if config.temperature < GREEDY_BELOW:
         return int(torch.argmax(logits))
-    logits = logits / config.temperature
+    # Shift so the best legal logit is 0: dividing by a tiny temperature then sends the rest
+    # to -inf instead of overflowing to inf - inf = nan.
+    logits = (logits - logits.max()) / config.temperature
     if config.top_k:
         kth = torch.topk(logits, min(config.top_k, int(allowed.sum()))).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -52,6 +58,8 @@ def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     """Keep the smallest set of most likely tokens whose mass reaches top_p."""
     sorted_probs, order = torch.sort(probs, descending=True)
     before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs  # mass of strictly likelier ones
-    sorted_probs = sorted_probs.masked_fill(before >= top_p, 0.0)
+    cut = before >= top_p
+    cut[0] = False  # the likeliest always stays (a top_p that rounds to 0 in float32 too)
+    sorted_probs = sorted_probs.masked_fill(cut, 0.0)
     kept = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
     return kept / kept.sum()
