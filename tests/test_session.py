@@ -306,3 +306,17 @@ def test_threads_play_pair_every_note_and_stop_cleanly() -> None:
     assert parts == {"drums", "melody"}
     assert sounding_after(out.sent) == {}
     assert session.output_errors == 0 and session.worker.error is None
+
+
+def test_a_step_edit_survives_a_control_change_that_regenerates_its_bar() -> None:
+    ft = FakeTime()
+    session, out = make_session({"drums": "drums-lstm"}, ft, density=4.0)
+    play(session, ft, until=0.5)  # bar 1 is queued, two beats away
+    assert session.edit_step("drums", 1, 3, SNARE, 110) is not None
+    session.set_controls("drums", density=40.0)  # bar 1 is taken back and made again
+    play(session, ft, until=4.0)
+    remade = [r for r in session.part("drums").rendered if r.bar == 1]
+    assert len(remade) == 2 and remade[-1].controls.density == 40.0
+    snare = [s for s in out.sent if s.event.kind == NOTE_ON and s.event.pitch == SNARE
+             and s.event.beat == 4.75]
+    assert len(snare) == 1 and snare[0].event.velocity == 110

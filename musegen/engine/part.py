@@ -102,6 +102,9 @@ class Part:
         self._phrase: tuple[list[list[Note]], int] | None = None  # an answer to prime on
         self._answer = (0, 0)  # bars [from, to) in which a responding part plays
         self._vary = False
+        # Step edits by bar, applied again if that bar is regenerated (a control change
+        # after the edit takes the bar back): an edit the player made is never lost.
+        self._edits: dict[int, list[tuple[int, int, int]]] = {}
 
     @property
     def beats_per_bar(self) -> float:
@@ -178,6 +181,11 @@ class Part:
         else:
             rendered = self._generate(bar, version, controls)
         with self._lock:
+            for step, pitch, velocity in self._edits.get(bar, ()):
+                rendered = replace(rendered, events=self._edited(rendered, step, pitch,
+                                                                 velocity))
+            for old in [b for b in self._edits if b < bar - RECORDED_BARS]:
+                del self._edits[old]
             self.rendered.append(rendered)
         return rendered
 
@@ -236,6 +244,7 @@ class Part:
             old = self.rendered[index]
             edited = replace(old, events=self._edited(old, step, pitch, velocity))
             self.rendered[index] = edited
+            self._edits.setdefault(bar, []).append((step, pitch, velocity))
             return edited
 
     def check_step(self, step: int, pitch: int, velocity: int) -> None:
