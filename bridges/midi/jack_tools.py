@@ -73,6 +73,21 @@ def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str],
         proc.wait(STOP_TIMEOUT_S)
 
 
+def free_server_name(prefix: str, pool: int = 4) -> str:
+    """`prefix-k` for the first k that no running jackd uses.
+
+    A small fixed pool, not a unique name per run: JACK's shared-memory registry has 8
+    server slots and reclaims one only when a server of the same name starts again, so
+    unique names from killed runs would use the slots up ("Too many servers already
+    active"). tests/jack_rig.py picks its test server's name the same way."""
+    running = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    for k in range(pool):
+        name = f"{prefix}-{k}"
+        if f"-n {name} " not in running:
+            return name
+    return f"{prefix}-{os.getpid()}"
+
+
 class JackServer:
     """`jackd` on the dummy driver under a unique name; a context manager."""
 
@@ -135,7 +150,7 @@ class JackServer:
 def lsp(env: Mapping[str, str], *args: str) -> list[str]:
     """`jack_lsp` output lines (port names, unless flags add detail); [] if no server."""
     done = subprocess.run(["jack_lsp", *args], env=dict(env), capture_output=True, text=True,
-                          timeout=10)
+                          timeout=30)  # generous: see connect()
     return done.stdout.splitlines() if done.returncode == 0 else []
 
 
@@ -153,13 +168,14 @@ def connections(env: Mapping[str, str]) -> dict[str, list[str]]:
 
 
 def connect(env: Mapping[str, str], source: str, destination: str) -> None:
+    # a generous timeout: on a loaded machine the server has been seen to stall for seconds
     done = subprocess.run(["jack_connect", source, destination], env=dict(env),
-                          capture_output=True, text=True, timeout=10)
+                          capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
         raise RuntimeError(f"jack_connect {source!r} {destination!r}: {done.stderr.strip()}")
 
 
-def wait_port(env: Mapping[str, str], contains: str, timeout: float = 5.0,
+def wait_port(env: Mapping[str, str], contains: str, timeout: float = 20.0,
               exclude: Sequence[str] = ()) -> str:
     """The first port whose name contains `contains` (and is not in `exclude`)."""
     found: list[str] = []

@@ -27,7 +27,6 @@ import argparse
 import gc
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -53,6 +52,7 @@ from bridges.midi.jack_tools import (
     JackTransport,
     MidiDump,
     connect,
+    free_server_name,
     missing_tools,
     stop_process,
     wait_port,
@@ -183,7 +183,7 @@ def run_latency_bench(
         raise RuntimeError(f"the latency bench needs the JACK tools: {', '.join(missing)}")
     pct = jitter_pct_for(bpm, jitter_ms) if jitter_pct is None else min(jitter_pct,
                                                                           MAX_JITTER_PCT)
-    server = JackServer(f"musegen-bench-{os.getpid()}", rate=rate, period=period).start()
+    server = JackServer(free_server_name("musegen-bench"), rate=rate, period=period).start()
     switch = sys.getswitchinterval()
     try:
         server.use_in_process()
@@ -237,6 +237,9 @@ def _run(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
 def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
              cpu_pct: float) -> dict[str, Any]:
     ticks = run_ticks(records, rate)
+    if len(ticks) < 2 * CLOCK_PPQN:
+        raise RuntimeError(f"the dump recorded {len(ticks)} clock ticks in the run: the JACK "
+                           "rig stalled or the clock was never connected")
     grid = fit_grid(ticks)
     channels = sorted({n.channel for n in engine.output.ons} - {REF_CHANNEL})
     ours = match_notes(engine.output.ons, note_ons(records, rate, channels), grid)
