@@ -1,8 +1,10 @@
-"""Fan-out under trouble, on a real server: a client that stops reading is dropped while the
-others get everything in order; clients that vanish without a goodbye are forgotten."""
+"""Fan-out under trouble, on a real server, for both of the hub's fan-outs: a client that
+stops reading is dropped while the others get everything in order; clients that vanish
+without a goodbye are forgotten."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -15,14 +17,18 @@ from contextlib import ExitStack
 import pytest
 
 from bridges.web import WebServer
+from bridges.web.direct import text_frame
+from bridges.web.hub import Hub
+from musegen.clock import InternalClock
+from musegen.engine.session import LiveSession
 from tests.web_helpers import client, greeted, recv, running_server
 
 QUEUE = 8
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[WebServer]:
-    with running_server(client_queue=QUEUE) as s:
+@pytest.fixture(scope="module", params=["direct", "queued"])
+def server(request: pytest.FixtureRequest) -> Iterator[WebServer]:
+    with running_server(client_queue=QUEUE, fanout=request.param) as s:
         yield s
 
 
@@ -79,6 +85,8 @@ def test_a_client_that_stops_reading_is_dropped_and_the_others_get_everything(
             assert got == list(range(sent)), "the reading client got every message in order"
             assert wait_for(lambda: hub.dropped > dropped_before)
             assert len(hub.clients) == 1
+            # the direct fan-out wrote straight to the socket while the client kept up
+            assert (hub.direct_writes > 0) == (hub.fanout == "direct")
     finally:
         stalled.close()
 
@@ -100,3 +108,48 @@ def test_clients_that_vanish_are_forgotten(server: WebServer) -> None:
         hub.broadcast_threadsafe(json.dumps({"type": "flood", "i": -1}))
         while recv(ws)["type"] != "flood":
             pass
+
+
+def test_direct_writes_never_overtake_a_queued_message_and_a_backed_up_client_is_dropped(
+        ) -> None:
+    session = LiveSession.from_models({"drums": "drums-lstm"}, InternalClock(120.0))
+    hub = Hub(session, queue_size=3)
+    written: list[bytes] = []
+    socket_ok = True
+
+    def write(frame: bytes) -> bool:
+        if socket_ok:
+            written.append(frame)
+        return socket_ok
+
+    async def scenario() -> None:
+        nonlocal socket_ok
+        dropped: list[bool] = []
+        one = hub.join(lambda: dropped.append(True), write)
+        hub.broadcast("a")  # keeping up: straight to the socket
+        socket_ok = False
+        hub.broadcast("b")  # the socket is backed up: queued
+        socket_ok = True
+        hub.broadcast("c")  # the socket would take it, but "b" is waiting: queued behind
+        assert written == [text_frame("a")] and one.queue.qsize() == 2
+        sent: list[str] = []
+
+        async def send(text: str) -> None:
+            await asyncio.sleep(0)
+            sent.append(text)
+
+        writer = asyncio.create_task(hub.pump(one, send))
+        while len(sent) < 2:
+            await asyncio.sleep(0)
+        hub.broadcast("d")  # caught up: direct again
+        assert sent == ["b", "c"] and written[-1] == text_frame("d")
+        writer.cancel()
+        socket_ok = False
+        for text in "efgh":  # nobody drains the queue now: the client falls behind
+            hub.broadcast(text)
+        assert dropped == [True] and one.id not in hub.clients
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        session.close()

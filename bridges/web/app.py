@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 import musegen
 from bridges.web import rest
-from bridges.web.hub import DEFAULT_QUEUE, TICK_S, Hub
+from bridges.web.hub import DEFAULT_QUEUE, TICK_S, Fanout, Hub
 from bridges.web.security import BURST, MESSAGES_PER_SECOND, host_ok
 from bridges.web.ws import Gate, serve_client
 from musegen.engine.session import LiveSession
@@ -36,11 +36,12 @@ def create_app(
     tick_s: float = TICK_S,
     messages_per_second: float = MESSAGES_PER_SECOND,
     burst: int = BURST,
+    fanout: Fanout = "direct",
 ) -> FastAPI:
     """The app for `session`. `allowed_origins`: pages on other origins that may open the
     websocket and call the API ("*": any); `allowed_hosts`: names besides loopback the
-    server answers to without a token."""
-    hub = Hub(session, queue_size=client_queue, tick_s=tick_s)
+    server answers to without a token; `fanout`: see `Hub`."""
+    hub = Hub(session, queue_size=client_queue, tick_s=tick_s, fanout=fanout)
     gate = Gate(token, frozenset(allowed_origins), frozenset(allowed_hosts),
                 messages_per_second, burst)
 

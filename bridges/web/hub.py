@@ -2,11 +2,14 @@
 
 Engine hooks run on engine threads (bars on the generation thread, transport events on
 whatever thread moved the clock). They serialise a message once and hand the text to the
-event loop with `call_soon_threadsafe`; the loop puts it on each client's bounded queue
-without waiting, and one writer task per client drains its queue onto its socket. A client
-whose queue is full is too slow to keep up: it is dropped there and then, so it can never
-delay the others or make the server hold an unbounded backlog for it. A client that has
-gone costs nothing: its queue and task go with it.
+event loop with `call_soon_threadsafe`. There, in the "direct" fan-out (the default where
+the server offers it, see `direct.py`), the text is framed once and written straight to
+every client that is keeping up (nothing queued, socket not backed up) in one pass. Any
+other client gets it on its bounded queue without waiting, and its writer task drains the
+queue onto its socket through ASGI (the "queued" fan-out does this for every client). A
+client whose queue is full is too slow to keep up: it is dropped there and then, so it can
+never delay the others or make the server hold an unbounded backlog for it. A client that
+has gone costs nothing: its queue and task go with it.
 
 The hub also remembers the bars queued ahead, so a client that connects (or reconnects)
 mid-song gets what is about to sound at once instead of a bar of silence.
@@ -22,7 +25,9 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
+from bridges.web.direct import FrameWriter, text_frame
 from bridges.web.protocol import StateReason, encode
 from bridges.web.snapshot import bar_message, session_state
 from musegen.clock.base import (
@@ -43,6 +48,8 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE = 64  # messages; a bar per part per bar plus a state a second: ~30 s of music
 TICK_S = 1.0  # a state anchor this often keeps browsers on a drifting (DAW-led) clock
 KEPT_BARS = 32  # bars remembered for late joiners, all parts together
+Fanout = Literal["direct", "queued"]
+FANOUTS: tuple[Fanout, ...] = ("direct", "queued")
 _REASONS: dict[type, StateReason] = {
     Start: "start", Stop: "stop", Continue: "continue", SongPosition: "locate",
     TempoChange: "tempo", ClockLost: "clock_lost", ClockRegained: "clock_regained",
@@ -54,20 +61,26 @@ class Client:
     id: int
     queue: asyncio.Queue[str]
     on_drop: Callable[[], None]
+    write: FrameWriter | None = None  # the server's direct writer, when it offers one
     dropped: bool = False
+    busy: bool = False  # the writer task holds a message it has not finished sending
     sent: int = 0
     joined: float = field(default_factory=time.monotonic)
 
 
 class Hub:
     def __init__(self, session: LiveSession, *, queue_size: int = DEFAULT_QUEUE,
-                 tick_s: float = TICK_S) -> None:
+                 tick_s: float = TICK_S, fanout: Fanout = "direct") -> None:
+        if fanout not in FANOUTS:
+            raise ValueError(f"fanout must be one of {FANOUTS}, not {fanout!r}")
         self.session = session
         self.queue_size = queue_size
         self.tick_s = tick_s
+        self.fanout = fanout
         self.clients: dict[int, Client] = {}
         self.dropped = 0  # clients dropped for being too slow
         self.broadcasts = 0
+        self.direct_writes = 0  # copies written straight to a socket, not queued
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.Task[None] | None = None
@@ -100,18 +113,30 @@ class Hub:
 
     # -- clients (on the event loop) ----------------------------------------------------------
 
-    def join(self, on_drop: Callable[[], None]) -> Client:
-        client = Client(next(self._ids), asyncio.Queue(self.queue_size), on_drop)
+    def join(self, on_drop: Callable[[], None], write: FrameWriter | None = None) -> Client:
+        """A new client; `write` is the server's direct frame writer for its socket, if any
+        (used only by the direct fan-out)."""
+        client = Client(next(self._ids), asyncio.Queue(self.queue_size), on_drop,
+                        write if self.fanout == "direct" else None)
         self.clients[client.id] = client
         return client
 
     def leave(self, client: Client) -> None:
         self.clients.pop(client.id, None)
 
-    def send(self, client: Client, text: str) -> bool:
-        """Queue one message for one client; a full queue drops the client (False)."""
+    def send(self, client: Client, text: str, frame: bytes | None = None) -> bool:
+        """Send one message to one client: written now when it is keeping up and the fan-out
+        is direct, else queued; a full queue drops the client (False). `frame`: `text`
+        already framed, shared by every client of a broadcast."""
         if client.dropped:
             return False
+        # Straight to the socket only when nothing of this client's is waiting or in flight,
+        # so its messages stay in order; a backed-up socket refuses and the queue takes it.
+        if (client.write is not None and not client.busy and client.queue.empty()
+                and client.write(frame if frame is not None else text_frame(text))):
+            client.sent += 1
+            self.direct_writes += 1
+            return True
         try:
             client.queue.put_nowait(text)
         except asyncio.QueueFull:
@@ -123,8 +148,10 @@ class Hub:
 
     def broadcast(self, text: str) -> None:
         self.broadcasts += 1
-        for client in tuple(self.clients.values()):
-            self.send(client, text)
+        clients = tuple(self.clients.values())
+        frame = text_frame(text) if any(c.write is not None for c in clients) else None
+        for client in clients:
+            self.send(client, text, frame)
 
     def broadcast_threadsafe(self, text: str) -> None:
         """`broadcast` from any thread (engine hooks)."""
@@ -139,7 +166,11 @@ class Hub:
         """Drain `client`'s queue onto its socket until cancelled."""
         while True:
             text = await client.queue.get()
-            await send(text)
+            client.busy = True
+            try:
+                await send(text)
+            finally:
+                client.busy = False
             client.sent += 1
 
     def _drop(self, client: Client, *, slow: bool) -> None:

@@ -20,7 +20,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from bridges.web.app import create_app
-from bridges.web.hub import DEFAULT_QUEUE, TICK_S, Hub
+from bridges.web.direct import DirectProtocol
+from bridges.web.hub import DEFAULT_QUEUE, TICK_S, Fanout, Hub
 from bridges.web.security import BURST, MESSAGES_PER_SECOND, WS_FRAME_LIMIT, is_loopback
 from musegen.engine.session import LiveSession
 
@@ -74,8 +75,12 @@ def serve(
     tick_s: float = TICK_S,
     messages_per_second: float = MESSAGES_PER_SECOND,
     burst: int = BURST,
+    fanout: Fanout = "direct",
 ) -> WebServer:
-    """Serve the page, `/ws` and `/api` for `session` (port 0: any free port)."""
+    """Serve the page, `/ws` and `/api` for `session` (port 0: any free port). `fanout`:
+    "direct" writes each message, framed once, straight to every client keeping up;
+    "queued" sends every copy through ASGI from a task per client (the old path, kept to
+    compare against)."""
     if token == "":
         token = None
     if token is None and not is_loopback(host):
@@ -84,9 +89,11 @@ def serve(
     app = create_app(session, token=token, allowed_origins=allowed_origins,
                      allowed_hosts=() if is_loopback(host) else (host,),
                      client_queue=client_queue, tick_s=tick_s,
-                     messages_per_second=messages_per_second, burst=burst)
+                     messages_per_second=messages_per_second, burst=burst, fanout=fanout)
     sock = _bind(host, port)
-    config = uvicorn.Config(app, log_level=log_level, ws_max_size=WS_FRAME_LIMIT,
+    # uvicorn's own websockets protocol, plus a direct frame writer the hub may use
+    config = uvicorn.Config(app, log_level=log_level, ws=DirectProtocol,
+                            ws_max_size=WS_FRAME_LIMIT,
                             ws_ping_interval=PING_INTERVAL_S, ws_ping_timeout=PING_INTERVAL_S,
                             # JSON of a few KiB a bar needs no compression, and deflating
                             # it once per client cost ~0.3 ms each and ~60 KiB of zlib state

@@ -1,7 +1,9 @@
 """The `/ws` endpoint: admit a client, greet it, then read its messages until it goes.
 
 Reading and writing are separate: this coroutine only reads (one message at a time, size-
-and rate-limited), while the hub's writer task for the client sends. A bad message gets an
+and rate-limited), while the hub sends: straight to the socket through the server's direct
+writer when it offers one, else (and whenever the client is behind) through the client's
+writer task. A bad message gets an
 `error` reply and the connection stays; only the transport's own frame limit, a client too
 slow to keep up, or the client itself ends it.
 """
@@ -19,6 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import musegen
 from bridges.web import handlers
+from bridges.web.direct import frame_writer
 from bridges.web.grid import steps_per_bar
 from bridges.web.hub import Client, Hub
 from bridges.web.protocol import Limits, ProtocolError, ServerHello, encode, parse_client
@@ -68,7 +71,7 @@ async def serve_client(ws: WebSocket, hub: Hub, gate: Gate) -> None:
             writer.cancel()
         asyncio.get_running_loop().create_task(_close(ws, TRY_AGAIN_LATER, "too slow"))
 
-    client = hub.join(on_drop)
+    client = hub.join(on_drop, frame_writer(ws.scope))
     writer = asyncio.create_task(hub.pump(client, ws.send_text), name=f"ws-{client.id}")
     try:
         _greet(hub, client, gate)
