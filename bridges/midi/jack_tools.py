@@ -88,6 +88,20 @@ def free_server_name(prefix: str, pool: int = 4) -> str:
     return f"{prefix}-{os.getpid()}"
 
 
+def start_private_server(prefix: str, *, rate: int = 48000, period: int = 64,
+                         attempts: int = 3) -> JackServer:
+    """A started JackServer named from `prefix`'s pool, retrying when another process
+    took the same name at the same moment."""
+    for attempt in range(attempts):
+        try:
+            return JackServer(free_server_name(prefix), rate=rate, period=period).start()
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+            logger.warning("jackd did not start; trying the next free name")
+    raise AssertionError("unreachable")
+
+
 class JackServer:
     """`jackd` on the dummy driver under a unique name; a context manager."""
 
@@ -110,6 +124,10 @@ class JackServer:
             log = self.log_tail()
             self.stop()
             raise RuntimeError(f"jackd {self.name!r} did not answer in {timeout} s: {log}")
+        time.sleep(0.3)  # a jackd whose name was taken meanwhile exits now; the one that
+        if self._proc.poll() is not None:  # answered was someone else's server
+            self._proc = None
+            raise RuntimeError(f"jackd {self.name!r} exited: {self.log_tail()}")
         logger.info("jackd %r up (%d Hz, %d frames)", self.name, self.rate, self.period)
         return self
 

@@ -52,8 +52,8 @@ from bridges.midi.jack_tools import (
     JackTransport,
     MidiDump,
     connect,
-    free_server_name,
     missing_tools,
+    start_private_server,
     stop_process,
     wait_port,
 )
@@ -183,7 +183,7 @@ def run_latency_bench(
         raise RuntimeError(f"the latency bench needs the JACK tools: {', '.join(missing)}")
     pct = jitter_pct_for(bpm, jitter_ms) if jitter_pct is None else min(jitter_pct,
                                                                           MAX_JITTER_PCT)
-    server = JackServer(free_server_name("musegen-bench"), rate=rate, period=period).start()
+    server = start_private_server("musegen-bench", rate=rate, period=period)
     switch = sys.getswitchinterval()
     try:
         server.use_in_process()
