@@ -1,18 +1,34 @@
 """The fan-out benchmark runs end to end (a few clients, a few seconds): every client gets
-every bar ahead of time. Speed is reported by the benchmark itself, not asserted here."""
+every bar ahead of time, with either kind of benchmark client and either fan-out. Speed is
+reported by the benchmark itself, not asserted here."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
-from bridges.web.fanout_bench import run_fanout_bench
+from bridges.web.fanout_bench import compare_fanouts, run_fanout_bench
 
 
-def test_fanout_bench_delivers_every_bar_to_every_client_ahead_of_time() -> None:
-    result = run_fanout_bench(clients=4, seconds=4.0, tempo=240.0)
-    assert result["connected"] == 4 and not result["client_errors"]
+def delivered_everything(result: dict[str, Any], clients: int, bars: int) -> None:
+    assert result["connected"] == clients and not result["client_errors"]
     assert result["dropped_clients"] == 0
-    assert result["bar_messages"] >= 4 * 3, "at least three bars each in 4 s at 240 BPM"
+    assert result["bar_messages"] >= clients * bars
     assert result["notes"] > 0 and result["late_notes"] == 0
     assert math.isfinite(result["latency_ms"]["p99"]) and result["latency_ms"]["p50"] >= 0
     assert result["memory_per_client_kib"] < 10_000
+
+
+def test_fanout_bench_delivers_every_bar_to_every_client_ahead_of_time() -> None:
+    result = run_fanout_bench(clients=4, seconds=4.0, tempo=240.0, client="websockets")
+    delivered_everything(result, 4, 3)  # at least three bars each in 4 s at 240 BPM
+    assert result["direct_writes"] > 0, "the default fan-out writes directly"
+
+
+def test_fanout_bench_compares_both_fanouts_in_one_run() -> None:
+    result = compare_fanouts(clients=4, seconds=4.0, tempo=240.0, rounds=1)
+    for name in ("queued", "direct"):
+        assert result[name]["fanout"] == name and result[name]["client"] == "raw"
+        delivered_everything(result[name], 4, 3)
+    assert result["queued"]["direct_writes"] == 0 < result["direct"]["direct_writes"]
+    assert all(math.isfinite(r) for r in result["ratio_direct_to_queued"].values())
