@@ -320,3 +320,20 @@ def test_a_step_edit_survives_a_control_change_that_regenerates_its_bar() -> Non
     snare = [s for s in out.sent if s.event.kind == NOTE_ON and s.event.pitch == SNARE
              and s.event.beat == 4.75]
     assert len(snare) == 1 and snare[0].event.velocity == 110
+
+
+def test_a_step_edit_for_a_bar_not_made_yet_is_kept_and_lands_in_it() -> None:
+    ft = FakeTime()
+    session, out = make_session({"drums": "drums-lstm"}, ft, density=4.0)
+    play(session, ft, until=0.5)  # playing bar 0; bar 1 is queued, bar 2 not made yet
+    assert not any(r.bar >= 2 for r in session.part("drums").rendered)
+    assert session.defer_step("drums", 2, 3, SNARE, 110)
+    assert not session.defer_step("drums", 1, 3, SNARE, 110), "bar 1 is made: edit it"
+    assert not session.defer_step("drums", 0, 3, SNARE, 110), "bar 0 is sounding"
+    assert not session.defer_step("drums", 3, 3, SNARE, 110), "too far ahead to keep"
+    with pytest.raises(ControlError, match="step 16"):
+        session.defer_step("drums", 2, 16, SNARE, 110)
+    play(session, ft, until=6.0)  # through bar 2 (beats 8..12)
+    snare = [s for s in out.sent if s.event.kind == NOTE_ON and s.event.pitch == SNARE
+             and s.event.beat == 8.75]
+    assert len(snare) == 1 and snare[0].event.velocity == 110

@@ -7,7 +7,10 @@ toggled is what changes.
 
 Which bar an edit goes to: the bar asked for while it is still queued; once that bar has
 begun sounding (or is gone) the edit goes to the next bar instead, the one that will loop
-when the part holds. The reply says which bar was edited.
+when the part holds. Just after a bar line that next bar may not be made yet: the engine
+then keeps the edit and puts it in the bar when it makes it (only the 16th window itself:
+a humanized hit from a neighbouring window cannot be seen before the bar exists). The
+reply says which bar was edited.
 """
 
 from __future__ import annotations
@@ -60,7 +63,14 @@ def edit(session: LiveSession, part: str, bar: int, step: int, pitch: int,
     steps = steps_per_bar(target.beats_per_bar)
     if not 0 <= step < steps:
         raise ControlError(f"step {step} outside 0..{steps - 1}")
-    for candidate in dict.fromkeys((target_bar(session, bar), target_bar(session, bar) + 1)):
+    candidates = tuple(dict.fromkeys((target_bar(session, bar), target_bar(session, bar) + 1)))
+    for candidate in candidates:
+        if _edit_bar(session, part, candidate, step, pitch, velocity, steps):
+            return candidate
+    for candidate in candidates:  # not made yet: a bar line has just passed
+        if session.defer_step(part, candidate, step, pitch, velocity):
+            return candidate
+        # refused because the worker made it meanwhile: it is queued now
         if _edit_bar(session, part, candidate, step, pitch, velocity, steps):
             return candidate
     raise EngineError(f"bar {bar} of {part!r} is not queued: nothing to edit")

@@ -247,6 +247,18 @@ class Part:
             self._edits.setdefault(bar, []).append((step, pitch, velocity))
             return edited
 
+    def defer_step(self, bar: int, step: int, pitch: int, velocity: int) -> bool:
+        """Keep a step edit for bar `bar`, not rendered yet, to go into it when it is; False
+        (nothing kept) once that bar or a later one is rendered: edit it with `edit_step`.
+        Checked and kept under the lock `render_bar` applies edits under, so an edit is
+        either kept in time for the bar or refused, never lost in between."""
+        self.check_step(step, pitch, velocity)
+        with self._lock:
+            if any(r.bar >= bar for r in self.rendered):
+                return False
+            self._edits.setdefault(bar, []).append((step, pitch, velocity))
+            return True
+
     def check_step(self, step: int, pitch: int, velocity: int) -> None:
         """ControlError unless (step, pitch, velocity) is a valid step edit."""
         if not 0 <= pitch <= 127 or not 0 <= velocity <= 127:

@@ -250,6 +250,19 @@ class LiveSession:
         self.worker.wake()
         return edited
 
+    def defer_step(self, part: str, bar: int, step: int, pitch: int, velocity: int) -> bool:
+        """Keep a step edit for a bar the worker has not made yet; it is in that bar when the
+        bar is made. For the gap after a bar line, before the bar after next is queued: an
+        edit aimed there would otherwise find nothing. False when the bar is made already
+        (use `edit_step`), or is not among the next `lookahead_bars + 1` after the playing
+        one (an edit is kept only for a bar about to be made)."""
+        target = self.part(part)
+        target.check_step(step, pitch, velocity)
+        playing = self.worker.bar_at(self.clock.beat_at(self._now()))
+        if not playing < bar <= playing + self.worker.lookahead_bars + 1:
+            return False
+        return target.defer_step(bar, step, pitch, velocity)
+
     def _edit_queued(self, target: Part, bar: int, step: int, pitch: int,
                      velocity: int) -> RenderedBar | None:
         start = bar * target.beats_per_bar
