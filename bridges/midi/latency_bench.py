@@ -214,9 +214,11 @@ def _run(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
     try:
         ref_in, ref_out = wait_port(env, ":ref in", 15.0), wait_port(env, ":ref out", 15.0)
         ours_in, ours_out = wait_port(env, ":" + IN_NAME), wait_port(env, ":" + OUT_NAME)
+        logger.info("rig up on %s: clock %s, ref %s/%s", server.name, clock.port, ref_in, ref_out)
         connect(env, clock.port, ours_in)
         connect(env, clock.port, ref_in)
         dump.connect(clock.port, ours_out, ref_out)
+        logger.info("connected")
         engine.start()
         time.sleep(0.2)  # connections settle before the first tick
         cpu0, wall0 = time.process_time(), time.monotonic()
@@ -225,6 +227,7 @@ def _run(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
         transport.stop()
         time.sleep(SETTLE_S)
         cpu_pct = 100.0 * (time.process_time() - cpu0) / (time.monotonic() - wall0)
+        logger.info("run done: %d input messages", sum(engine.midi_in.counters.values()))
     finally:
         engine.stop()
         transport.close()
