@@ -212,8 +212,8 @@ class JackMidiClock:
 
     `force_bpm` (-B) ignores a timebase master and plays `bpm`; without it a master (see
     `JackTransport.master`) sets the tempo and song position pointers are sent on locate.
-    `jitter_pct` (-J, 0..20) displaces each tick by up to about half that percentage of a
-    tick period either way (measured: -J 10 at 120 BPM gives ticks within +-1 ms)."""
+    `jitter_pct` (-J, 0..20) perturbs the tick intervals (measured at -J 10, 120 BPM:
+    intervals within +-10 % of the period); over seconds the phase wanders as well."""
 
     def __init__(self, env: Mapping[str, str], bpm: float, *, force_bpm: bool = True,
                  jitter_pct: float = 0.0, resync_delay_s: float = 0.1) -> None:

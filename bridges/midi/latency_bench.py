@@ -14,9 +14,12 @@ and so measures the rig's floor in the same run. Reported per side: p50/p99/max 
 absolute error and the signed mean (in ms), dropped/doubled notes, notes left hanging,
 and for the engine its process CPU over the run (% of one core, `time.process_time`).
 
-Parts play with humanize 0, so every onset is on a 16th. `jitter_ms` is the peak
-displacement of a tick (jack_midi_clock's -J is a percentage: -J p moves ticks by up to
-about p/2 % of a tick period either way, measured); -J tops out at 20 %.
+Parts play with humanize 0, so every onset is on a 16th. `jitter_ms` is converted to
+jack_midi_clock's -J percentage (0..20) assuming -J p moves each tick by up to p/2 % of a
+tick period (what a 2 s probe at -J 10 showed). Longer runs show that -J perturbs the
+intervals, so the phase wanders like a random walk (an 8 s run at -J 9.6 gave 4 ms RMS
+around the fitted line, and a fitted tempo 0.7 % off): read `clock.tick_jitter_rms_ms`,
+what the dump actually received, rather than the nominal `jitter_ms`.
 
     python -m bridges.midi.latency_bench --bpm 120 --seconds 120 --json
 """
@@ -241,8 +244,10 @@ def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
              cpu_pct: float) -> dict[str, Any]:
     ticks = run_ticks(records, rate)
     if len(ticks) < 2 * CLOCK_PPQN:
-        raise RuntimeError(f"the dump recorded {len(ticks)} clock ticks in the run: the JACK "
-                           "rig stalled or the clock was never connected")
+        raise RuntimeError(
+            f"the dump recorded {len(ticks)} clock ticks in the run ({len(records)} events "
+            f"in all; the engine's input saw {engine.midi_in.counters['clock']} clock "
+            "messages): the JACK rig stalled or the clock was never connected")
     grid = fit_grid(ticks)
     channels = sorted({n.channel for n in engine.output.ons} - {REF_CHANNEL})
     ours = match_notes(engine.output.ons, note_ons(records, rate, channels), grid)
