@@ -114,9 +114,9 @@ class MidiClockFollower(Clock):
     def time_at(self, beat: float) -> float:
         if not self._playing or self._run_k0 is None:
             return math.inf
-        fit = self._fit
-        ticks = (beat - self._run_beat0) * CLOCK_PPQN - (fit.index - self._run_k0)
-        return fit.t_fit + ticks * fit.period
+        index, t_fit, period = self._fit.line  # one consistent line (read from any thread)
+        ticks = (beat - self._run_beat0) * CLOCK_PPQN - (index - self._run_k0)
+        return t_fit + ticks * period
 
     # -- input --------------------------------------------------------------------------------
 
@@ -202,8 +202,8 @@ class MidiClockFollower(Clock):
         self._floor_t = t
 
     def _line_beat(self, run_k0: int, t: float) -> float:
-        fit = self._fit
-        ticks = fit.index - run_k0 + (t - fit.t_fit) / fit.period
+        index, t_fit, period = self._fit.line
+        ticks = index - run_k0 + (t - t_fit) / period
         return self._run_beat0 + ticks / CLOCK_PPQN
 
     def _maybe_report_tempo(self, t: float) -> None:

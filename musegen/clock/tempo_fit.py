@@ -66,6 +66,10 @@ class TickLineFit:
         self.t_last = 0.0  # raw arrival time of the newest tick
         self.t_fit = 0.0  # fitted time of the newest tick (the phase)
         self.count = 0  # ticks in the current fit window
+        # (index, t_fit, period) published as one tuple after each update: the dispatcher and
+        # the worker read it from other threads, and a tuple swap is atomic where three
+        # separate fields, updated one by one, could be read half old and half new.
+        self.line = (self.index, self.t_fit, self.period)
         self.changes = 0  # tempo changes detected (for diagnostics and tests)
         self._drift = drift
         self._alarm = alarm
@@ -97,6 +101,7 @@ class TickLineFit:
         self._weights[0] = 1.0
         self.count = 1
         self._reset_cusum()
+        self.line = (self.index, self.t_fit, self.period)
 
     def add(self, t: float) -> None:
         """The next tick (index + 1) arrived at `t`."""
@@ -120,6 +125,7 @@ class TickLineFit:
         if changed:
             self._shrink(changed)
         self._fit()
+        self.line = (self.index, self.t_fit, self.period)
 
     def _detect_change(self, z: float, residual: float) -> int:
         """Two-sided CUSUM of the residuals; on an alarm, the ticks since the change began.
