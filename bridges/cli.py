@@ -59,8 +59,9 @@ def _add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                    "instead of the virtual 'musegen out'")
     p.add_argument("--melody-port", action="store_true",
                    help="the melody part gets its own port 'musegen melody out'")
-    p.add_argument("--on-clock-loss", choices=["stop", "hold"], default="stop",
-                   help="when the DAW's clock goes silent: stop, or keep its tempo")
+    p.add_argument("--on-clock-loss", choices=["stop", "hold"], default="hold",
+                   help="when the DAW's clock goes silent without a Stop message: keep "
+                   "playing at its last tempo (hold, default: a hiccup is not a stop) or stop")
     p.add_argument("--respond", metavar="PART", help="call and response: PART answers each "
                    "phrase played into 'musegen in'")
     p.add_argument("--accompany", metavar="PART", help="PART's density follows the player")
