@@ -28,8 +28,6 @@ Tests skip, saying which binaries are missing, only when the JACK tools are not 
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -42,6 +40,7 @@ from bridges.midi.jack_tools import (
     MidiDump,
     connect,
     connections,
+    free_server_name,
     lsp,
     missing_tools,
     wait_port,
@@ -63,26 +62,12 @@ def jack() -> Iterator[JackServer]:
     if missing:
         pytest.skip(f"JACK tools not installed: {', '.join(missing)} (apt install jackd2 "
                     "jack-midi-clock)")
-    server = JackServer(_free_server_name()).start()
+    server = JackServer(free_server_name("musegen-test")).start()
     server.use_in_process()
     try:
         yield server
     finally:
         server.stop()
-
-
-def _free_server_name(pool: int = 4) -> str:
-    """A server name no running jackd uses, from a small fixed pool.
-
-    JACK's shared-memory registry has 8 server slots and reclaims a slot only for a server
-    of the same name whose process is gone; a unique name per run would use the slots up
-    after a few killed runs ("Too many servers already active")."""
-    running = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    for k in range(pool):
-        name = f"musegen-test-{k}"
-        if f"-n {name} " not in running:
-            return name
-    return f"musegen-test-{os.getpid()}"
 
 
 class JackTool:

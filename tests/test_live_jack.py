@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from bridges.midi.jack_tools import DumpRecord, JackServer, stop_process
-from tests.jack_rig import JackTool, connect, wait_port
+from tests.jack_rig import JackTool, connect, lsp, wait_port, wait_until
 
 RATE = 48000
 TICK, START, STOP = 0xF8, 0xFA, 0xFC
@@ -63,8 +63,6 @@ class Live:
 
 
 def _ports(jack: JackServer) -> list[str]:
-    from bridges.midi.jack_tools import lsp
-
     return lsp(jack.env)
 
 
@@ -137,6 +135,9 @@ def test_follows_the_daw_clock_on_the_16th_grid_and_survives_kill_9(
     assert hanging(records) == {}, "a note was left hanging after stop"
     live.proc.kill()  # SIGKILL: no chance to flush
     live.proc.wait(10)
+    # A killed JACK client stays registered until the server times it out, stalling every
+    # (un)registration meanwhile: let that pass here, not in the next test.
+    assert wait_until(lambda: not {live.output, live.input} & set(lsp(jack.env)), 60)
     midi = mido.MidiFile(take)
     recorded = [m for m in midi.tracks[1] if m.type == "note_on" and m.velocity > 0]
     assert len(recorded) >= len(ons) - 20  # all but the last bar at worst
