@@ -1,8 +1,9 @@
-"""MIDI input: timestamp in the rtmidi callback, parse off that thread, count what is dropped.
+"""MIDI input: timestamp in the port's callback, parse off that thread, count what is dropped.
 
-The rtmidi callback runs on the backend's thread (on JACK, the realtime process thread,
-which must take the GIL to call us at all), so it does as little as possible: read
-`now()`, then either feed the clock or append `(t, message)` to a bounded deque. Everything
+The callback runs on the port's pump thread (bridges/midi/pump.py: never in the MIDI
+system's own thread, where Python would deadlock a JACK server), which hands over each
+message with its arrival time. It does as little as possible: take the time, then either
+feed the clock or append `(t, message)` to a bounded deque. Everything
 else (validation, note and CC records, listeners) happens in `drain()`, called by an engine
 thread or by the small thread `start()` runs.
 
@@ -30,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
+from bridges.midi.pump import ABSOLUTE_TIME
 from musegen.clock import MidiClockFollower
 
 logger = logging.getLogger(__name__)
@@ -96,8 +98,9 @@ class MidiInput:
     # -- the backend's thread -----------------------------------------------------------------
 
     def callback(self, event: tuple[Sequence[int], float], data: object = None) -> None:
-        """rtmidi's input callback: timestamp, then feed the clock or enqueue."""
-        t = self._now()
+        """The port's input callback: timestamp, then feed the clock or enqueue. With
+        `data` ABSOLUTE_TIME (from MidiPort's pump) the event carries its arrival time."""
+        t = event[1] if data is ABSOLUTE_TIME else self._now()
         message = event[0]
         if self.clock_in_callback and self._is_clock(message):
             self.counters["clock"] += 1

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bridges.midi.backends import DEFAULT_CLIENT, MidiUnavailable, open_input, open_output
+from bridges.midi.pump import InputPump
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ MELODY_NAME = "musegen melody out"
 WATCH_INTERVAL_S = 0.5
 
 Direction = Literal["input", "output"]
-InputCallback = Callable[[tuple[list[int], float], object], None]
+InputCallback = Callable[[tuple[Sequence[int], float], object], None]
 
 
 def find_port(names: Sequence[str], target: str) -> int | None:
@@ -62,6 +63,7 @@ class MidiPort:
         self._lock = threading.Lock()
         self._connected = False
         self._callback: InputCallback | None = None
+        self._pump: InputPump | None = None
 
     @classmethod
     def open(cls, backend: str, direction: Direction, name: str, *, target: str | None = None,
@@ -92,7 +94,10 @@ class MidiPort:
 
     def set_callback(self, callback: InputCallback) -> None:
         """Input only: receive every message in `callback` (kept across reopens), with the
-        timing messages (clock, start, stop) let through and sysex and active sensing not."""
+        timing messages (clock, start, stop) let through and sysex and active sensing not.
+
+        `callback((message, t), ABSOLUTE_TIME)` runs on a pump thread (see pump.py: never
+        in the MIDI system's own thread), `t` being the arrival time on time.monotonic."""
         if self.direction != "input":
             raise ValueError("only an input port has a callback")
         self._callback = callback
@@ -129,6 +134,8 @@ class MidiPort:
         return True
 
     def close(self) -> None:
+        if self._pump is not None:
+            self._pump.stop()
         with self._lock:
             self._connected = False
             self._midi.close_port()
@@ -155,11 +162,16 @@ class MidiPort:
         return "output" if self.direction == "input" else "input"
 
     def _apply_callback(self) -> None:
-        """rtmidi drops the callback when a port closes: set it again after every open."""
+        """After every open: let timing messages through and (re)start pumping the input
+        with a fresh time base (rtmidi's deltas restart with a new connection). Called
+        with `_lock` held; the pump takes it for each read."""
         if self._callback is None:
             return
         self._midi.ignore_types(sysex=True, timing=False, active_sense=True)
-        self._midi.set_callback(self._callback)
+        if self._pump is not None:
+            self._pump.stop()
+        self._pump = InputPump(self._midi, self._callback, lock=self._lock)
+        self._pump.start()
 
 
 class PortWatcher:
