@@ -45,5 +45,10 @@ lint: install-test
 	$(BIN)/lint-imports
 
 ## test: install test needs (Debian packages too) and run lint, types, contracts and tests
+# Two passes: everything else, then the tests on a real JACK server. The JACK dummy driver in
+# synchronous mode now and then stalls for seconds on a shared VM (see the MIDI bridge notes),
+# so a failing JACK pass runs its failed tests once more, and says so; failing twice is red.
 test: system-deps lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not jack"
+	$(BIN)/pytest -m jack || { echo "musegen: JACK rig tests failed; running the failed ones once more"; \
+	  $(BIN)/pytest -m jack --last-failed; }

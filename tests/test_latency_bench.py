@@ -18,6 +18,9 @@ from bridges.midi.bench_analysis import (
 from bridges.midi.jack_tools import DumpRecord, missing_tools
 from bridges.midi.latency_bench import jitter_pct_for, run_latency_bench
 
+# runs in `make test`'s JACK pass (see Makefile: the rig is retried once)
+pytestmark = pytest.mark.jack
+
 RATE = 48000
 
 

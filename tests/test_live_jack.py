@@ -22,7 +22,10 @@ import numpy as np
 import pytest
 
 from bridges.midi.jack_tools import DumpRecord, JackServer, stop_process
-from tests.jack_rig import JackTool, connect, lsp, wait_port, wait_until
+from tests.jack_rig import JackTool, connect, lsp, wait_port
+
+# runs in `make test`'s JACK pass (see Makefile: the rig is retried once)
+pytestmark = pytest.mark.jack
 
 RATE = 48000
 TICK, START, STOP = 0xF8, 0xFA, 0xFC
@@ -103,7 +106,7 @@ def hanging(records: Sequence[DumpRecord]) -> dict[tuple[int, int], int]:
     return {k: v for k, v in count.items() if v > 0}
 
 
-def test_follows_the_daw_clock_on_the_16th_grid_and_survives_kill_9(
+def test_follows_the_daw_clock_on_the_16th_grid_and_records_the_take(
         jack: JackServer, jack_tool: JackTool, live_procs: list[Live], tmp_path: Path) -> None:
     take = tmp_path / "take.mid"
     live = Live(jack, "--clock", "midi", "--humanize", "0", "--density", "24",
@@ -133,14 +136,12 @@ def test_follows_the_daw_clock_on_the_16th_grid_and_survives_kill_9(
     hits = [(round(beat_of(r, fit) * 4), r.data[1]) for r in ons]  # (16th step, drum)
     assert len(hits) == len(set(hits)), "a doubled step"
     assert hanging(records) == {}, "a note was left hanging after stop"
-    live.proc.kill()  # SIGKILL: no chance to flush
-    live.proc.wait(10)
-    # A killed JACK client stays registered until the server times it out, stalling every
-    # (un)registration meanwhile: let that pass here, not in the next test.
-    assert wait_until(lambda: not {live.output, live.input} & set(lsp(jack.env)), 60)
+    live.stop()  # Ctrl-C: ports closed, the recording finished
+    # (kill -9 is tested without JACK in test_session: a killed JACK client stalls a
+    # synchronous server for seconds until it is timed out, which would test JACK, not us)
     midi = mido.MidiFile(take)
     recorded = [m for m in midi.tracks[1] if m.type == "note_on" and m.velocity > 0]
-    assert len(recorded) >= len(ons) - 20  # all but the last bar at worst
+    assert len(recorded) >= len(ons)  # everything played is in the recording
 
 
 def test_cc_knob_and_call_and_response_through_musegen_in(

@@ -48,6 +48,9 @@ from musegen.engine import (
 )
 from tests.jack_rig import JackTool, connect, connections, jack, jack_tool, lsp, wait_until
 
+# runs in `make test`'s JACK pass (see Makefile: the rig is retried once)
+pytestmark = pytest.mark.jack
+
 __all__ = ["jack", "jack_tool"]  # the fixtures, imported so pytest finds them here
 
 WAIT_S = 20.0  # deadline for what takes milliseconds on an idle machine (VM stalls)
