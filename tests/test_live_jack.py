@@ -24,7 +24,7 @@ import pytest
 from bridges.midi.jack_tools import DumpRecord, JackServer, stop_process
 from tests.jack_rig import JackTool, connect, lsp, wait_port
 
-# runs in `make test`'s JACK pass (see Makefile: the rig is retried once)
+# not in `make test` yet: `make test-live-jack` runs these (see Makefile)
 pytestmark = pytest.mark.jack
 
 RATE = 48000
