@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from musegen.checkpoint import load_model
 from musegen.clock import Clock, InternalClock, Listener, MidiClockFollower
 from musegen.controls import ControlError
@@ -174,6 +176,9 @@ class LiveSession:
         """Generate the first bars, then start the worker, the dispatcher and the recorder."""
         beat = self.clock.beat_at(self._now())
         self.worker.fill_until(beat if math.isfinite(beat) else 0.0)
+        # One intra-op thread: a step is many tiny ops, where more threads only spin and take
+        # the CPU from the dispatcher and the MIDI system (the step benchmarks use one too).
+        torch.set_num_threads(1)
         gc.collect()
         gc.freeze()  # the collector never walks the models and tensors during playback
         sys.setswitchinterval(SWITCH_INTERVAL_S)
