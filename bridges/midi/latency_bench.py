@@ -121,7 +121,7 @@ class _Engine:
 
     @classmethod
     def build(cls, bpm: float, parts: Sequence[tuple[str, str, PartControls]],
-              clock_in_callback: bool = True) -> _Engine:
+              clock_in_callback: bool = True, latency_ms: float = 0.0) -> _Engine:
         made = [Part(name, load_model(model), controls, seed=i)
                 for i, (name, model, controls) in enumerate(parts)]
         ports = open_ports("jack")
@@ -135,7 +135,7 @@ class _Engine:
             midi_in.start()  # the consumer thread feeds the follower instead
         queue = EventQueue()
         worker = GenerationWorker(made, follower, queue)
-        dispatcher = Dispatcher(follower, queue)
+        dispatcher = Dispatcher(follower, queue, latency_ms=latency_ms)
         engine = cls(ports, follower, midi_in, worker, dispatcher,
                      _Recorder(MidiPortOutput(ports.output)))
         follower.add_listener(engine._on_transport)
@@ -176,11 +176,14 @@ def run_latency_bench(
     period: int = 64,
     parts: Sequence[tuple[str, str, PartControls]] = DEFAULT_PARTS,
     clock_in_callback: bool = True,
+    latency_ms: float = 0.0,
 ) -> dict[str, Any]:
     """One run on a private jackd; returns the report (see the module docstring).
 
     `clock_in_callback=False` queues the clock bytes for MidiInput's consumer thread
-    instead of feeding the follower in the rtmidi callback (to compare the two)."""
+    instead of feeding the follower in the rtmidi callback (to compare the two).
+    `latency_ms`: send that much early (python-rtmidi's JACK output lands at the next period
+    start, so half a period early centres the notes on the beat)."""
     missing = missing_tools()
     if missing:
         raise RuntimeError(f"the latency bench needs the JACK tools: {', '.join(missing)}")
@@ -191,7 +194,7 @@ def run_latency_bench(
     try:
         server.use_in_process()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        report = _run(server, bpm, pct, seconds, parts, clock_in_callback)
+        report = _run(server, bpm, pct, seconds, parts, clock_in_callback, latency_ms)
     finally:
         sys.setswitchinterval(switch)
         server.stop()
@@ -199,15 +202,15 @@ def run_latency_bench(
     report.update(bpm=bpm, jitter_pct=round(pct, 3), seconds=seconds,
                   jitter_ms=round(pct / 200.0 * period_ms, 3), rate=rate, period_frames=period,
                   period_ms=round(1000.0 * period / rate, 3),
-                  clock_in_callback=clock_in_callback)
+                  clock_in_callback=clock_in_callback, latency_ms=latency_ms)
     return report
 
 
 def _run(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
          parts: Sequence[tuple[str, str, PartControls]],
-         clock_in_callback: bool) -> dict[str, Any]:
+         clock_in_callback: bool, latency_ms: float = 0.0) -> dict[str, Any]:
     env = server.env
-    engine = _Engine.build(bpm, parts, clock_in_callback)
+    engine = _Engine.build(bpm, parts, clock_in_callback, latency_ms)
     transport = JackTransport(env)
     clock = JackMidiClock(env, bpm, jitter_pct=jitter_pct)
     reference = subprocess.Popen([sys.executable, "-m", "bridges.midi.reference_client",
@@ -315,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--clock-via-queue", action="store_true",
                         help="feed the clock from MidiInput's consumer thread, not the callback")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="the engine sends this much early (half a JACK period centres it)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -322,7 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     report = run_latency_bench(args.bpm, args.jitter_ms, args.seconds,
                                jitter_pct=args.jitter_pct,
-                               clock_in_callback=not args.clock_via_queue)
+                               clock_in_callback=not args.clock_via_queue,
+                               latency_ms=args.latency_ms)
     print(json.dumps(report, indent=2) if args.json else _summary(report))
     return 0
 
