@@ -37,7 +37,9 @@ TOOLS = ("jackd", "jack_lsp", "jack_connect", "jack_midi_dump", "jack_transport"
 # "   4992: 90 3c 64 note on  (channel  0): pitch  60, velocity 100": frame, hex bytes, a
 # description after them for channel messages (its words are never two hex digits)
 DUMP_LINE = re.compile(r"^\s*(\d+):((?:\s+[0-9a-fA-F]{2}(?=\s|$))+)")
-STOP_TIMEOUT_S = 5.0
+# Patient: a JACK client killed before it closes stays registered, and a synchronous server
+# then waits about 5 s every cycle until it times that client out, stalling everyone.
+STOP_TIMEOUT_S = 15.0
 
 
 def missing_tools(tools: Sequence[str] = TOOLS) -> list[str]:
