@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import signal
 import threading
 import time
@@ -20,7 +21,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from musegen.checkpoint import load_model
 from musegen.clock import Clock, InternalClock, MidiClockFollower
 from musegen.controls import ControlError
 from musegen.engine import (
@@ -31,6 +31,7 @@ from musegen.engine import (
     PartControls,
     SessionRecorder,
 )
+from musegen.engine.session import fitted_controls, load_live_model
 
 logger = logging.getLogger(__name__)
 
@@ -115,18 +116,12 @@ def build_session(args: argparse.Namespace, clock: Clock) -> LiveSession:
 
 
 def make_part(model: str, seed: int, args: argparse.Namespace) -> Part:
+    density = math.nan if args.density is None else args.density
+    wanted = PartControls(args.genre or "", density, humanize=args.humanize, swing=args.swing)
     try:
-        loaded = load_model(model)
-    except (OSError, ValueError, KeyError) as exc:
-        raise LiveError(str(exc)) from None
-    meta = loaded.meta
-    genre = args.genre if args.genre in meta.genres else meta.genres[0]
-    lo, hi = meta.density_range
-    density = (lo + hi) / 2 if args.density is None else min(max(args.density, lo), hi)
-    try:
-        return Part(meta.part, loaded, PartControls(genre, density, humanize=args.humanize,
-                                                    swing=args.swing), seed=seed)
-    except ControlError as exc:
+        loaded = load_live_model(model)
+        return Part(loaded.meta.part, loaded, fitted_controls(loaded.meta, wanted), seed=seed)
+    except (EngineError, ControlError) as exc:
         raise LiveError(str(exc)) from None
 
 

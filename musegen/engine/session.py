@@ -20,12 +20,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from musegen.checkpoint import load_model
+from musegen.checkpoint import LoadedModel, ModelMeta, load_model
 from musegen.clock import Clock, InternalClock, Listener, MidiClockFollower
 from musegen.controls import ControlError
 from musegen.engine.cc_map import CCMap
@@ -126,12 +126,10 @@ class LiveSession:
         model's first genre and the middle of its density range unless given."""
         parts = []
         for seed, (name, model) in enumerate(models.items()):
-            loaded = _load(model)
-            meta = loaded.meta
-            g = genre if genre is not None and genre in meta.genres else meta.genres[0]
-            lo, hi = meta.density_range
-            d = min(max(density, lo), hi) if density is not None else (lo + hi) / 2
-            parts.append(Part(name, loaded, PartControls(g, d, humanize=1.0), seed=seed))
+            loaded = load_live_model(model)
+            wanted = PartControls(genre or "", math.nan if density is None else density)
+            controls = fitted_controls(loaded.meta, wanted)
+            parts.append(Part(name, loaded, controls, seed=seed))
         return cls(parts, clock, **kwargs)
 
     # -- wiring -------------------------------------------------------------------------------
@@ -224,16 +222,11 @@ class LiveSession:
     def swap_model(self, part: str, model: str) -> None:
         """Load `model` here (not on the generation thread) and play it from the next bar."""
         target = self.part(part)
-        loaded = _load(model)
+        loaded = load_live_model(model)
         if loaded.meta.part != target.meta.part:
             raise EngineError(f"{model} is a {loaded.meta.part} model; part {part!r} plays "
                               f"{target.meta.part}")
-        c = target.controls
-        genre = c.genre if c.genre in loaded.meta.genres else loaded.meta.genres[0]
-        lo, hi = loaded.meta.density_range
-        target.swap_model(loaded, PartControls(genre, min(max(c.density, lo), hi),
-                                               c.temperature, c.mute, c.humanize, c.swing,
-                                               c.hold, c.respond))
+        target.swap_model(loaded, fitted_controls(loaded.meta, target.controls))
         self.worker.wake()
 
     def vary(self, part: str) -> None:
@@ -350,8 +343,18 @@ class LiveSession:
                             parts)
 
 
-def _load(model: str) -> Any:
+def load_live_model(model: str) -> LoadedModel:
+    """A shipped model's name or a model folder, loaded; EngineError saying why not."""
     try:
         return load_model(model)
     except (OSError, ValueError, KeyError) as exc:  # missing, unreadable or not a model
         raise EngineError(str(exc)) from None
+
+
+def fitted_controls(meta: ModelMeta, wanted: PartControls) -> PartControls:
+    """`wanted` made valid for `meta`: an unknown genre becomes the model's first, the
+    density is clamped to its range (NaN: the middle of it); the rest is kept."""
+    genre = wanted.genre if wanted.genre in meta.genres else meta.genres[0]
+    lo, hi = meta.density_range
+    density = (lo + hi) / 2 if math.isnan(wanted.density) else min(max(wanted.density, lo), hi)
+    return replace(wanted, genre=genre, density=density)
