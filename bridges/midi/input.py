@@ -25,13 +25,13 @@ dropped and counted per reason in `counters`; nothing here raises.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
 from bridges.midi.pump import ABSOLUTE_TIME
+from bridges.midi.ticker import Ticker
 from musegen.clock import MidiClockFollower
 
 logger = logging.getLogger(__name__)
@@ -84,8 +84,7 @@ class MidiInput:
         self._now = now
         self._queue: deque[tuple[float, Sequence[int]]] = deque(maxlen=queue_len)
         self._listeners: list[Listener] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker: Ticker | None = None
 
     def add_listener(self, listener: Listener) -> None:
         """Called from `drain()` with every note on/off and CC."""
@@ -199,20 +198,12 @@ class MidiInput:
 
     def start(self, interval_s: float = DRAIN_INTERVAL_S) -> None:
         """Drain on a small daemon thread every `interval_s` (instead of an engine thread)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(interval_s,),
-                                        name="musegen-midi-in", daemon=True)
-        self._thread.start()
+        if self._ticker is None:
+            self._ticker = Ticker(self.drain, interval_s, "musegen-midi-in")
+            self._ticker.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        if self._ticker is not None:
+            self._ticker.stop(timeout)
+            self._ticker = None
         self.drain()
-
-    def _run(self, interval_s: float) -> None:
-        while not self._stop.wait(interval_s):
-            self.drain()

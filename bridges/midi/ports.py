@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from bridges.midi.backends import DEFAULT_CLIENT, MidiUnavailable, open_input, open_output
 from bridges.midi.pump import InputPump
+from bridges.midi.ticker import Ticker
 
 logger = logging.getLogger(__name__)
 
@@ -181,20 +182,14 @@ class PortWatcher:
         self.ports = [p for p in ports if not p.virtual]  # virtual ports cannot go away
         self.interval_s = interval_s
         self.errors = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker(self.poll_all, interval_s, "musegen-port-watch")
 
     def start(self) -> None:
-        if not self.ports or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="musegen-port-watch", daemon=True)
-        self._thread.start()
+        if self.ports:
+            self._ticker.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._ticker.stop(timeout)
 
     def poll_all(self) -> None:
         for port in self.ports:
@@ -204,9 +199,6 @@ class PortWatcher:
                 self.errors += 1
                 logger.exception("polling MIDI port %r failed", port.target)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.poll_all()
 
 
 @dataclass

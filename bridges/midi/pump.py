@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bridges.midi.ticker import Ticker
+
 # Passed as the callback's `data`: the event's time is absolute (seconds on `now()`), not
 # rtmidi's delta. MidiInput.callback uses it instead of reading the clock itself.
 ABSOLUTE_TIME = object()
@@ -43,20 +45,13 @@ class InputPump:
         self._now = now
         self._since_first = 0.0  # backend time of the latest message, from the first
         self._offset = math.inf  # now() - backend time, the smallest seen
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker(self.pump, interval_s, "musegen-midi-pump")
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="musegen-midi-pump",
-                                            daemon=True)
-            self._thread.start()
+        self._ticker.start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._ticker.stop(timeout)
 
     def pump(self) -> int:
         """Deliver everything rtmidi has queued; returns how many messages."""
@@ -72,8 +67,3 @@ class InputPump:
             self.callback((message, self._offset + self._since_first), ABSOLUTE_TIME)
             delivered += 1
             self.messages += 1
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self.pump():
-                self._stop.wait(self.interval_s)

@@ -1,0 +1,42 @@
+"""A daemon thread that calls one function every `interval_s` until stopped.
+
+The MIDI bridge's small background loops (the input pump, the input drain, the port watcher)
+are all this: `work()` runs, and if it did something (a truthy result) it runs again at once,
+otherwise the thread waits `interval_s`, waking early on `stop()`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+
+class Ticker:
+    def __init__(self, work: Callable[[], object], interval_s: float, name: str) -> None:
+        self.work = work
+        self.interval_s = interval_s
+        self.name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self.work():
+                self._stop.wait(self.interval_s)
