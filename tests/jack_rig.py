@@ -28,6 +28,7 @@ Tests skip, saying which binaries are missing, only when the JACK tools are not 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -112,7 +113,11 @@ class JackTool:
 @pytest.fixture
 def jack_tool(jack: JackServer) -> Iterator[JackTool]:
     tool = JackTool(jack)
+    stalls = jack.stalls()
     try:
         yield tool
     finally:
         tool.close()
+        if jack.stalls() > stalls:  # say so: a failure after this is the server's stall
+            warnings.warn(f"the JACK server stalled {jack.stalls() - stalls} time(s) in "
+                          "this test (SuspendRefNum in its log)", stacklevel=1)

@@ -15,7 +15,7 @@ from bridges.midi.bench_analysis import (
     note_ons,
     run_ticks,
 )
-from bridges.midi.jack_tools import DumpRecord, missing_tools
+from bridges.midi.jack_tools import DumpRecord, JackServer
 from bridges.midi.latency_bench import jitter_pct_for, run_latency_bench
 
 # runs in `make test`'s JACK pass (see Makefile: the rig is retried once)
@@ -69,12 +69,9 @@ def test_jitter_ms_maps_to_jack_midi_clock_percent() -> None:
     assert jitter_pct_for(60.0, 50.0) == 20.0  # -J stops at 20 %
 
 
-def test_short_run_on_a_real_jack_rig() -> None:
+def test_short_run_on_a_real_jack_rig(jack: JackServer) -> None:
     """Five seconds at 120 BPM: the report is complete and the engine kept up."""
-    missing = missing_tools()
-    if missing:
-        pytest.skip(f"JACK tools not installed: {', '.join(missing)}")
-    report = run_latency_bench(120.0, 0.0, 5.0)
+    report = run_latency_bench(120.0, 0.0, 5.0, server=jack)
     clock, engine, reference = report["clock"], report["engine"], report["reference"]
     assert clock["bpm_fitted"] == pytest.approx(120.0, rel=0.001)
     assert clock["ticks"] >= 4 * 24 * 2  # at least two bars of ticks

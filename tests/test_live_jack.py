@@ -24,7 +24,7 @@ import pytest
 from bridges.midi.jack_tools import DumpRecord, JackServer, stop_process
 from tests.jack_rig import JackTool, connect, lsp, wait_port
 
-# not in `make test` yet: `make test-live-jack` runs these (see Makefile)
+# `make test` runs these in its JACK pass; `make test-live-jack` runs only these
 pytestmark = pytest.mark.jack
 
 RATE = 48000
@@ -175,7 +175,8 @@ def test_cc_knob_and_call_and_response_through_musegen_in(
         time.sleep(0.5)
     finally:
         player.close_port()
-        del player
+        player.delete()  # now: `del` leaves the JACK client open until a GC that may never
+        # come, and a client that dies open stalls a synchronous server for about 5 s
     records = dump.records()
     fit = grid(records)
     phrase = {int(beat_of(r, fit) // 4) for r in note_ons(records, channel=1)}
@@ -193,11 +194,13 @@ def test_fluidsynth_fed_by_the_engine_renders_sound(
         jack: JackServer, jack_tool: JackTool, live_procs: list[Live], tmp_path: Path) -> None:
     if not SOUNDFONT.exists():
         pytest.skip(f"{SOUNDFONT} missing (apt install fluid-soundfont-gm)")
+    # its own shell on stdin: `quit` closes its JACK client; a signal leaves it registered
+    # and the synchronous server then stalls for seconds waiting on the dead client
     synth = subprocess.Popen(
-        ["fluidsynth", "-a", "jack", "-m", "jack", "-i", "-s", "-r", str(RATE), "-g", "1.0",
+        ["fluidsynth", "-a", "jack", "-m", "jack", "-r", str(RATE), "-g", "1.0",
          "-o", "midi.jack.id=fluidsynth", str(SOUNDFONT)],
-        env=jack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        env=jack.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True, text=True)
     try:
         synth_midi = wait_port(jack.env, "fluidsynth:midi", timeout=20)
         left = wait_port(jack.env, "fluidsynth:left", timeout=20)
@@ -210,7 +213,7 @@ def test_fluidsynth_fed_by_the_engine_renders_sound(
              "-d", "3", str(wav)], env=jack.env, timeout=30, capture_output=True)
         assert capture.returncode == 0, capture.stderr
     finally:
-        stop_process(synth)
+        quit_fluidsynth(synth)
     with wave.open(str(wav)) as w:
         frames = w.readframes(w.getnframes())
         width = w.getsampwidth()
@@ -218,6 +221,17 @@ def test_fluidsynth_fed_by_the_engine_renders_sound(
     audio = np.frombuffer(frames, dtype=dtype).astype(float) / full_scale
     assert len(audio) >= RATE * 2
     assert float(np.sqrt(np.mean(audio**2))) > 1e-3, "silence"
+
+
+def quit_fluidsynth(synth: subprocess.Popen[str]) -> None:
+    try:
+        assert synth.stdin is not None
+        synth.stdin.write("quit\n")
+        synth.stdin.close()
+        synth.wait(10)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    stop_process(synth)
 
 
 def test_midi_learn_saves_the_knobs_moved_and_ports_lists_ours(
@@ -246,7 +260,7 @@ def test_midi_learn_saves_the_knobs_moved_and_ports_lists_ours(
         assert live.playing.wait(30), "".join(live.lines)
     finally:
         knobs.close_port()
-        del knobs
+        knobs.delete()
     saved = json.loads(config.read_text())["cc_map"]
     learned = {(b["cc"], b["channel"]): b["control"] for b in saved if b["part"] == "drums"}
     assert {(70, 2): "density", (71, 2): "genre", (72, 2): "temperature",

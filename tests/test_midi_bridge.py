@@ -33,7 +33,7 @@ from bridges.midi import (
 )
 from bridges.midi.backends import alsa_usable, jack_running, open_output
 from bridges.midi.bench_analysis import hanging_notes, note_ons, run_ticks
-from bridges.midi.jack_tools import DumpRecord, JackServer
+from bridges.midi.jack_tools import DumpRecord, JackServer, control
 from musegen.checkpoint import load_model
 from musegen.clock import Continue, MidiClockFollower, SongPosition, Start, Stop, TempoChange
 from musegen.engine import (
@@ -46,12 +46,11 @@ from musegen.engine import (
     PartControls,
     ScheduledEvent,
 )
-from tests.jack_rig import JackTool, connect, connections, jack, jack_tool, lsp, wait_until
+from tests.jack_rig import JackTool, connect, connections, lsp, wait_until
 
 # runs in `make test`'s JACK pass (see Makefile: the rig is retried once)
 pytestmark = pytest.mark.jack
 
-__all__ = ["jack", "jack_tool"]  # the fixtures, imported so pytest finds them here
 
 WAIT_S = 20.0  # deadline for what takes milliseconds on an idle machine (VM stalls)
 
@@ -170,6 +169,22 @@ def test_existing_port_is_reopened_when_it_comes_back(jack: JackServer) -> None:
 def test_missing_existing_port_names_the_ones_there_are(jack: JackServer) -> None:
     with pytest.raises(MidiUnavailable, match="no MIDI input port matches 'no such synth'"):
         MidiPort.open("jack", "output", OUT_NAME, target="no such synth")
+
+
+def test_rig_control_client_connects_once_and_says_why_not(jack: JackServer,
+                                                          ports: PortSet) -> None:
+    """The rig's one control client (no jack_lsp/jack_connect processes): connecting twice is
+    fine, a connection shows on both ends, a missing port is a clear error."""
+    source, sink = port_named(jack, OUT_NAME), port_named(jack, IN_NAME)
+    ctl = control(jack.env)
+    ctl.connect(source, sink)
+    ctl.connect(source, sink)  # already connected: no error
+    links = connections(jack.env)
+    assert links[source] == [sink] and links[sink] == [source]
+    ctl.disconnect(source, sink)
+    assert connections(jack.env)[source] == []
+    with pytest.raises(RuntimeError, match="cannot connect 'nobody:out'"):
+        ctl.connect("nobody:out", sink, timeout=0.1)
 
 
 # -- input ------------------------------------------------------------------------------------

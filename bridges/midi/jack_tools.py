@@ -9,7 +9,7 @@ JACK_DEFAULT_SERVER, with JACK_NO_START_SERVER=1 so nothing ever starts a second
     jack_midi_clock -b BPM [-B] [-J PCT] [-d SEC]            MIDI clock from the transport
     jack_transport                                           master/tempo/play/stop/locate
     jack_midi_dump -a NAME                                   every event with its frame time
-    jack_lsp, jack_connect                                   ports and connections
+    (ports and connections: one long-lived client, jack_control.py, not jack_lsp/jack_connect)
 
 Frame times from `jack_midi_dump -a` count from when the dump started, on the server's own
 sample clock, so clock ticks and notes recorded by one dump share one exact time base.
@@ -23,12 +23,15 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+
+from bridges.midi.jack_control import JackControl
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,9 @@ DUMP_LINE = re.compile(r"^\s*(\d+):((?:\s+[0-9a-fA-F]{2}(?=\s|$))+)")
 # Patient: a JACK client killed before it closes stays registered, and a synchronous server
 # then waits about 5 s every cycle until it times that client out, stalling everyone.
 STOP_TIMEOUT_S = 15.0
+
+_controls: dict[str, JackControl] = {}
+_controls_lock = threading.Lock()
 
 
 def missing_tools(tools: Sequence[str] = TOOLS) -> list[str]:
@@ -128,6 +134,7 @@ class JackServer:
             raise RuntimeError(f"jackd {self.name!r} did not answer in {timeout} s: {log}")
         time.sleep(0.3)  # a jackd whose name was taken meanwhile exits now; the one that
         if self._proc.poll() is not None:  # answered was someone else's server
+            close_control(self.name)
             self._proc = None
             raise RuntimeError(f"jackd {self.name!r} exited: {self.log_tail()}")
         logger.info("jackd %r up (%d Hz, %d frames)", self.name, self.rate, self.period)
@@ -136,7 +143,13 @@ class JackServer:
     def _answers(self) -> bool:
         if self._proc is None or self._proc.poll() is not None:
             raise RuntimeError(f"jackd exited: {self.log_tail()}")
-        return any(p.startswith("system:") for p in lsp(self.env))
+        socket_dir = f"/dev/shm/jack_{self.name}_{os.getuid()}_0"
+        if sys.platform.startswith("linux") and not os.path.exists(socket_dir):
+            return False  # not up yet: spare libjack's failed-connection messages
+        try:
+            return any(p.startswith("system:") for p in lsp(self.env))
+        except RuntimeError:  # not answering yet
+            return False
 
     def use_in_process(self) -> None:
         """Point this process's own JACK clients (python-rtmidi) at the server too."""
@@ -144,11 +157,22 @@ class JackServer:
             self._saved_env.setdefault(key, os.environ.get(key))
             os.environ[key] = self.env[key]
 
+    def stalls(self) -> int:
+        """How many times the server has logged a cycle a client never finished (each one
+        stops every client for the server's timeout, about 5 s)."""
+        return self._log_bytes().count(b"SuspendRefNum")
+
     def log_tail(self, chars: int = 2000) -> str:
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-chars:].strip()
+        return self._log_bytes().decode(errors="replace")[-chars:].strip()
+
+    def _log_bytes(self) -> bytes:
+        # pread, not seek+read: jackd writes through the same open file, so moving its
+        # offset would make it overwrite what it logged before
+        fd = self._log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0)
 
     def stop(self) -> None:
+        close_control(self.name)
         if self._proc is not None:
             stop_process(self._proc, signal.SIGTERM)  # jackd shuts down cleanly on TERM
             self._proc = None
@@ -167,32 +191,44 @@ class JackServer:
         self.stop()
 
 
-def lsp(env: Mapping[str, str], *args: str) -> list[str]:
-    """`jack_lsp` output lines (port names, unless flags add detail); [] if no server."""
-    done = subprocess.run(["jack_lsp", *args], env=dict(env), capture_output=True, text=True,
-                          timeout=30)  # generous: see connect()
-    return done.stdout.splitlines() if done.returncode == 0 else []
+def control(env: Mapping[str, str]) -> JackControl:
+    """The rig's one control client on the server `env` names (opened on first use).
+
+    Listing and connecting go through it rather than `jack_lsp`/`jack_connect`, whose
+    short-lived clients race other clients' activation on a synchronous server (see
+    jack_control.py)."""
+    name = env.get("JACK_DEFAULT_SERVER", "default")
+    with _controls_lock:
+        found = _controls.get(name)
+        if found is None:
+            if _controls:  # libjack keeps the first server's shared memory while any of
+                # its clients is open, so a second server would be read as the first one
+                raise RuntimeError(f"one JACK server per process: {sorted(_controls)} is "
+                                   f"in use here, so {name!r} cannot be")
+            found = _controls[name] = JackControl(name)
+        return found
+
+
+def close_control(server: str) -> None:
+    """Close the control client of `server` (before the server stops)."""
+    with _controls_lock:
+        found = _controls.pop(server, None)
+    if found is not None:
+        found.close()
+
+
+def lsp(env: Mapping[str, str]) -> list[str]:
+    """Every port's name on the server `env` names."""
+    return control(env).ports()
 
 
 def connections(env: Mapping[str, str]) -> dict[str, list[str]]:
-    """Every port with the ports it is connected to (`jack_lsp -c`)."""
-    out: dict[str, list[str]] = {}
-    current = ""
-    for line in lsp(env, "-c"):
-        if line.startswith((" ", "\t")):
-            out[current].append(line.strip())
-        else:
-            current = line.strip()
-            out[current] = []
-    return out
+    """Every port with the ports it is connected to."""
+    return control(env).connections()
 
 
 def connect(env: Mapping[str, str], source: str, destination: str) -> None:
-    # a generous timeout: on a loaded machine the server has been seen to stall for seconds
-    done = subprocess.run(["jack_connect", source, destination], env=dict(env),
-                          capture_output=True, text=True, timeout=30)
-    if done.returncode != 0:
-        raise RuntimeError(f"jack_connect {source!r} {destination!r}: {done.stderr.strip()}")
+    control(env).connect(source, destination)
 
 
 def wait_port(env: Mapping[str, str], contains: str, timeout: float = 20.0,

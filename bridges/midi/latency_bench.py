@@ -177,8 +177,10 @@ def run_latency_bench(
     parts: Sequence[tuple[str, str, PartControls]] = DEFAULT_PARTS,
     clock_in_callback: bool = True,
     latency_ms: float = 0.0,
+    server: JackServer | None = None,
 ) -> dict[str, Any]:
-    """One run on a private jackd; returns the report (see the module docstring).
+    """One run on a private jackd (or on `server`, already running and used in this
+    process); returns the report (see the module docstring).
 
     `clock_in_callback=False` queues the clock bytes for MidiInput's consumer thread
     instead of feeding the follower in the rtmidi callback (to compare the two).
@@ -189,15 +191,19 @@ def run_latency_bench(
         raise RuntimeError(f"the latency bench needs the JACK tools: {', '.join(missing)}")
     pct = jitter_pct_for(bpm, jitter_ms) if jitter_pct is None else min(jitter_pct,
                                                                           MAX_JITTER_PCT)
-    server = start_private_server("musegen-bench", rate=rate, period=period)
+    own = server is None
+    if server is None:
+        server = start_private_server("musegen-bench", rate=rate, period=period)
+        server.use_in_process()
+    rate, period = server.rate, server.period
     switch = sys.getswitchinterval()
     try:
-        server.use_in_process()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         report = _run(server, bpm, pct, seconds, parts, clock_in_callback, latency_ms)
     finally:
         sys.setswitchinterval(switch)
-        server.stop()
+        if own:
+            server.stop()
     period_ms = 60_000.0 / (bpm * CLOCK_PPQN)
     report.update(bpm=bpm, jitter_pct=round(pct, 3), seconds=seconds,
                   jitter_ms=round(pct / 200.0 * period_ms, 3), rate=rate, period_frames=period,
@@ -227,6 +233,7 @@ def _run(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
         logger.info("connected")
         engine.start()
         time.sleep(0.2)  # connections settle before the first tick
+        transport.locate(0)  # from the top: a rolling start (0xFA), not a continue
         cpu0, wall0 = time.process_time(), time.monotonic()
         transport.play()
         time.sleep(seconds)
@@ -236,6 +243,8 @@ def _run(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
         logger.info("run done: %d input messages", sum(engine.midi_in.counters.values()))
     finally:
         engine.stop()
+        transport.stop()
+        transport.locate(0)  # leave the server's transport as we found it
         transport.close()
         clock.stop()
         stop_process(reference)
