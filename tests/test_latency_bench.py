@@ -14,6 +14,7 @@ from bridges.midi.bench_analysis import (
     match_notes,
     note_ons,
     run_ticks,
+    stop_release,
 )
 from bridges.midi.jack_tools import DumpRecord, JackServer
 from bridges.midi.latency_bench import jitter_pct_for, run_latency_bench
@@ -47,6 +48,24 @@ def test_run_ticks_notes_and_hanging_from_dump_records() -> None:
     assert hanging_notes(records, [0, 9]) == 1
 
 
+def test_stop_release_times_the_notes_sounding_at_stop() -> None:
+    records = [DumpRecord(100, (0xFA,)),
+               DumpRecord(200, (0x99, 36, 100)), DumpRecord(300, (0x89, 36, 0)),  # over
+               DumpRecord(400, (0x90, 60, 80)), DumpRecord(500, (0x99, 42, 70)),  # sounding
+               DumpRecord(4800, (0xFC,)),
+               DumpRecord(4848, (0x89, 42, 0)), DumpRecord(4992, (0x80, 60, 0)),
+               DumpRecord(9000, (0x99, 36, 100))]  # a later run: not this Stop's business
+    release = stop_release(records, 48000, [0, 9])
+    assert release.sounding == 2 and release.released
+    assert release.all_off_ms == 4.0  # 192 frames at 48 kHz after the Stop
+    only_drums = stop_release(records, 48000, [9])
+    assert only_drums.sounding == 1 and only_drums.all_off_ms == 1.0
+    held = stop_release(records[:-3], 48000, [0, 9])
+    assert held.sounding == 2 and not held.released
+    with pytest.raises(ValueError, match="no Stop"):
+        stop_release(records[:5], 48000, [9])
+
+
 def test_matching_counts_dropped_doubled_and_errors() -> None:
     grid = fit_grid([k * 0.02 for k in range(100)])  # 125 BPM, beat b at 0.48 b s
     sent = [Note(0.0, 9, 36), Note(0.25, 9, 38), Note(0.5, 9, 36), Note(0.75, 9, 42)]
@@ -77,6 +96,7 @@ def test_short_run_on_a_real_jack_rig(jack: JackServer) -> None:
     assert clock["ticks"] >= 4 * 24 * 2  # at least two bars of ticks
     assert engine["notes"] >= 10 and engine["sent"] == engine["notes"] + engine["dropped"]
     assert engine["hanging_notes"] == 0 and reference["hanging_notes"] == 0
+    assert engine["stop"]["released"] and 0.0 <= engine["stop"]["all_off_ms"] < 50.0
     assert reference["notes"] >= reference["expected"] - 1
     for side in (engine, reference):  # tolerant: a 16th is 125 ms, a JACK period 1.3 ms
         assert 0.0 <= side["p50_ms"] <= side["p99_ms"] <= side["max_ms"] < 62.5

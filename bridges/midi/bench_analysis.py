@@ -98,6 +98,42 @@ def hanging_notes(records: Iterable[DumpRecord], channels: Iterable[int]) -> int
     return sum(balance.values())
 
 
+@dataclass(frozen=True, slots=True)
+class StopRelease:
+    sounding: int  # keys sounding when the Stop arrived
+    all_off_ms: float  # Stop to the last of their note_offs (0 when none were sounding)
+    released: bool  # every one of them got its note_off
+
+
+def stop_release(records: Sequence[DumpRecord], rate: int,
+                 channels: Iterable[int]) -> StopRelease:
+    """How long after the first Stop every key then sounding (on `channels`) was let go."""
+    wanted = set(channels)
+    balance: dict[tuple[int, int], int] = defaultdict(int)
+    stop_frame: int | None = None
+    last_off = 0
+    for r in records:
+        if stop_frame is None and r.data == (STOP,):
+            stop_frame = r.frame
+            balance = defaultdict(int, {k: v for k, v in balance.items() if v > 0})
+            sounding = set(balance)
+            continue
+        if len(r.data) != 3 or r.data[0] & 0x0F not in wanted:
+            continue
+        kind, key = r.data[0] & 0xF0, (r.data[0] & 0x0F, r.data[1])
+        if kind == NOTE_ON_STATUS and r.data[2] > 0:
+            balance[key] += 1
+        elif kind in (NOTE_ON_STATUS, NOTE_OFF_STATUS) and balance[key] > 0:
+            balance[key] -= 1
+            if stop_frame is not None and key in sounding and balance[key] == 0:
+                last_off = max(last_off, r.frame)
+    if stop_frame is None:
+        raise ValueError("no Stop in the recording")
+    held = sum(1 for k in sounding if balance[k] > 0)
+    delay = 1000.0 * (last_off - stop_frame) / rate if sounding and last_off else 0.0
+    return StopRelease(len(sounding), round(max(delay, 0.0), 3), held == 0)
+
+
 @dataclass
 class Matched:
     errors_s: list[float]  # received minus ideal, per matched note

@@ -47,6 +47,7 @@ from bridges.midi.bench_analysis import (
     match_notes,
     note_ons,
     run_ticks,
+    stop_release,
 )
 from bridges.midi.input import MidiInput
 from bridges.midi.jack_tools import (
@@ -275,6 +276,7 @@ def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
             "unmatched": ours.unmatched, "dropped_late": dispatcher.dropped_late,
             "max_late_ms": round(dispatcher.max_late_s * 1000.0, 3),
             "hanging_notes": hanging_notes(records, channels),
+            "stop": _stop_report(records, rate, channels),
             "dropped_bars": engine.worker.dropped_bars,
             "clock_losses": len(engine.losses),
             "cpu_pct": round(cpu_pct, 1),
@@ -287,6 +289,13 @@ def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
             "hanging_notes": hanging_notes(records, [REF_CHANNEL]),
         },
     }
+
+
+def _stop_report(records: Sequence[Any], rate: int, channels: Sequence[int]) -> dict[str, Any]:
+    """The Stop: how many of our notes were sounding and how soon all were let go."""
+    release = stop_release(records, rate, channels)
+    return {"sounding": release.sounding, "all_off_ms": release.all_off_ms,
+            "released": release.released}
 
 
 def _clock_report(grid: Grid) -> dict[str, float]:
@@ -313,7 +322,9 @@ def _summary(report: dict[str, Any]) -> str:
                      f"p99 {r['p99_ms']:.2f}  max {r['max_ms']:.2f}  mean {r['mean_ms']:+.2f} ms"
                      f"  dropped {r['dropped']}  doubled {r['doubled']}  "
                      f"hanging {r['hanging_notes']}")
-    lines.append(f"  engine CPU {report['engine']['cpu_pct']} % of one core")
+    stop = report["engine"]["stop"]
+    lines.append(f"  engine CPU {report['engine']['cpu_pct']} % of one core; at Stop "
+                 f"{stop['sounding']} notes sounding, all off {stop['all_off_ms']} ms later")
     return "\n".join(lines)
 
 
