@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from bridges.midi.jack_tools import DumpRecord, JackServer, stop_process
-from tests.jack_rig import JackTool, connect, lsp, wait_port
+from tests.jack_rig import JackTool, connect, lsp, wait_port, wait_until
 
 # `make test` runs these in its JACK pass; `make test-live-jack` runs only these
 pytestmark = pytest.mark.jack
@@ -272,3 +272,34 @@ def _wait_for(live: Live, text: str, count: int, timeout: float = 30.0) -> None:
     while sum(text in line for line in live.lines) < count:
         assert time.monotonic() < deadline, "".join(live.lines)
         time.sleep(0.02)
+
+
+def test_kill_9_on_jack_leaves_a_recording_of_every_finished_bar(
+        jack: JackServer, jack_tool: JackTool, live_procs: list[Live], tmp_path: Path) -> None:
+    """The engine dies hard mid-bar: the take holds every note of the bars already played.
+    Its JACK clients die unclosed, so the server stalls until it drops them; the test waits
+    for that, so the next test starts on a healthy server."""
+    take = tmp_path / "crash.mid"
+    live = Live(jack, "--clock", "midi", "--humanize", "0", "--density", "24",
+                "--record", str(take))
+    live_procs.append(live)
+    clock = jack_tool.clock(120)
+    connect(jack.env, clock.port, live.input)
+    dump = jack_tool.dump()
+    dump.connect(clock.port, live.output)
+    transport = jack_tool.transport()
+    transport.play()
+    time.sleep(5.0)  # bars 0 and 1 done (2 s each at 120 BPM), bar 2 half played
+    live.proc.kill()
+    live.proc.wait(10)
+    records = dump.records()
+    transport.stop()
+    fit = grid(records)
+    finished = [r for r in note_ons(records, channel=9) if beat_of(r, fit) < 8.0]
+    assert len(finished) >= 8
+    midi = mido.MidiFile(take)  # parses: never half written
+    recorded = [m for m in midi.tracks[1] if m.type == "note_on" and m.velocity > 0]
+    assert len(recorded) >= len(finished), (len(recorded), len(finished))
+    gone = wait_until(lambda: not any(live.output == p or live.input == p
+                                      for p in lsp(jack.env)), 60.0)
+    assert gone, "the server never dropped the killed engine's clients"

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -130,6 +131,14 @@ def test_output_sends_exact_bytes_routed_by_part(jack: JackServer, jack_tool: Ja
     assert channel_bytes(melody_dump.stop()) == [(0x90, 60, 90), (0x80, 60, 0), (0xB0, 123, 0)]
 
 
+def _drain(midi_in: Any, into: list[list[int]]) -> list[list[int]]:
+    """Everything an rtmidi input has queued (polled: a Python callback in JACK's process
+    cycle would wait for the GIL while this thread holds it waiting on the server)."""
+    while (got := midi_in.get_message()) is not None:
+        into.append(got[0])
+    return into
+
+
 def test_existing_port_is_reopened_when_it_comes_back(jack: JackServer) -> None:
     """Connect to a second client's port; it quits and comes back; the watcher reconnects."""
     import rtmidi
@@ -139,7 +148,6 @@ def test_existing_port_is_reopened_when_it_comes_back(jack: JackServer) -> None:
     def synth() -> rtmidi.MidiIn:
         midi_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="fake-synth")
         midi_in.open_virtual_port("synth in")
-        midi_in.set_callback(lambda event, _data: received.append(event[0]))
         return midi_in
 
     first = synth()
@@ -158,11 +166,52 @@ def test_existing_port_is_reopened_when_it_comes_back(jack: JackServer) -> None:
         assert port.reopened == 1
         assert connections(jack.env)[port_named(jack, OUT_NAME)] == ["fake-synth:synth in"]
         port.send_message([0x90, 61, 2])
-        assert wait_until(lambda: received == [[0x90, 61, 2]], WAIT_S), received
+        assert wait_until(lambda: _drain(second, received) == [[0x90, 61, 2]], WAIT_S), received
         second.delete()
     finally:
         watcher.stop()
         port.close()
+    assert watcher.errors == 0
+
+
+def test_existing_input_port_is_reopened_when_it_comes_back(jack: JackServer) -> None:
+    """Our input connects to a keyboard's port by name; the keyboard is unplugged and
+    plugged back in; the watcher reconnects and its notes reach the engine again."""
+    import rtmidi
+
+    def keyboard() -> rtmidi.MidiOut:
+        midi_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="fake-keys")
+        midi_out.open_virtual_port("keys out")
+        return midi_out
+
+    got: list[MidiMessage] = []
+    midi_in = MidiInput(MidiClockFollower())
+    midi_in.add_listener(got.append)
+    first = keyboard()
+    port = MidiPort.open("jack", "input", IN_NAME, target="keys out")
+    port.set_callback(midi_in.callback)
+    watcher = PortWatcher([port], interval_s=0.05)
+    watcher.start()
+    try:
+        assert port.connected and not port.virtual
+        assert connections(jack.env)["fake-keys:keys out"] == [port_named(jack, IN_NAME)]
+        time.sleep(0.05)  # JACK applies a new connection from the next cycles on
+        first.send_message([0x90, 60, 100])
+        assert wait_until(lambda: midi_in.drain() >= 0 and len(got) == 1, WAIT_S)
+        first.delete()  # unplugged
+        assert wait_until(lambda: not port.connected, WAIT_S)
+        second = keyboard()
+        assert wait_until(lambda: port.connected, WAIT_S)
+        assert port.reopened == 1
+        time.sleep(0.05)  # JACK applies a new connection from the next cycles on
+        second.send_message([0x91, 64, 90])
+        assert wait_until(lambda: midi_in.drain() >= 0 and len(got) == 2, WAIT_S), got
+        second.delete()
+    finally:
+        watcher.stop()
+        port.close()
+    assert [(m.kind, m.channel, m.data1, m.data2) for m in got] == [
+        ("note_on", 0, 60, 100), ("note_on", 1, 64, 90)]
     assert watcher.errors == 0
 
 

@@ -217,3 +217,55 @@ def test_the_page_reconnects_by_itself(browser: Browser) -> None:
         page.context.close()
         again.stop()
         session.close()
+
+
+# Headless Chromium has no MIDI devices on this machine (Linux Web MIDI needs the ALSA
+# sequencer, which these VMs lack), so the one stand-in here is the browser's MIDI output
+# object: it records what the page sends, with Web MIDI's timestamps. Everything else is
+# real: the page asks for MIDI access, lists and selects the output, and plays the engine's
+# notes to it from its own scheduler.
+MIDI_OUTPUT_STAND_IN = """
+window.__midiSent = [];
+const output = {id: "synth-1", name: "Test synth", type: "output", state: "connected",
+                send(data, timestamp) { window.__midiSent.push({data: [...data], timestamp}); }};
+Object.defineProperty(navigator, "requestMIDIAccess", {configurable: true, value: async () =>
+  ({inputs: new Map(), outputs: new Map([[output.id, output]]), sysexEnabled: false})});
+"""
+
+
+def test_web_midi_output_sends_the_scheduled_notes_with_their_timestamps(
+        browser: Browser, server: WebServer) -> None:
+    context = browser.new_context()
+    context.add_init_script(MIDI_OUTPUT_STAND_IN)
+    page = context.new_page()
+    page.goto(server.url)
+    wait_until(page, "window.musegenDebug && musegenDebug().connected", 15)
+    try:
+        page.focus("#midi")  # the menu asks for MIDI access when first used
+        page.wait_for_selector("#midi option[value='synth-1']", state="attached")
+        assert page.locator("#midi option").all_inner_texts() == ["off", "Test synth"]
+        page.select_option("#midi", "synth-1")
+        selected_ms = float(page.evaluate("performance.now()"))
+        if not debug(page)["playing"]:
+            page.click("#play")
+        wait_until(page, "window.__midiSent.length >= 32", 15)
+        sent = page.evaluate("window.__midiSent")
+        origin = float(page.evaluate("performance.timeOrigin"))
+        booked = [n for n in debug(page)["scheduled"]
+                  if n["wall"] - origin - n["lead"] * 1000.0 > selected_ms]
+    finally:
+        context.close()
+    ons = [(s["data"][0], s["data"][1], s["data"][2], s["timestamp"]) for s in sent
+           if s["data"][0] & 0xF0 == 0x90]
+    offs = [(s["data"][0] & 0x0F, s["data"][1], s["timestamp"]) for s in sent
+            if s["data"][0] & 0xF0 == 0x80]
+    assert booked and len(ons) >= len(booked)
+    for note in booked:  # every note booked after the choice went out, at its moment
+        on_ms = note["wall"] - origin
+        match = [o for o in ons if o[1] == note["pitch"] and abs(o[3] - on_ms) < 0.01]
+        assert len(match) == 1, (note, ons[:8])
+        status, _, velocity, _ = match[0]
+        assert status == 0x99 and velocity == note["velocity"]  # drums: GM channel 10
+    for status, pitch, _, t in ons:  # sent together: the off is already there, later on
+        assert any(c == status & 0x0F and p == pitch and t < off <= t + 2000.0
+                   for c, p, off in offs), (status, pitch, t)
