@@ -461,3 +461,33 @@ def test_run_forever_sleeps_spins_and_sends_on_time(drums: LoadedModel) -> None:
     assert rig.dispatcher.max_late_s < 2e-5
     assert [s.t for s in sent] == sorted(s.t for s in sent)
     assert sounding_after(sent) == {} and rig.dispatcher.sounding == []
+
+
+def test_a_start_wakes_the_dispatcher_at_once_in_real_time() -> None:
+    """Stopped, the dispatcher naps in slices; a Start must cut the nap short, since the first
+    step's notes are due on the very moment of the Start. With a 2 s slice, waiting it out
+    would send the downbeat up to 2 s late."""
+    clock = InternalClock(BPM)
+    queue = EventQueue()
+    downbeat = ScheduledEvent(0.0, NOTE_ON, 9, 36, 100, "drums", note_id=1)
+    assert queue.push_bar("drums", 0, [downbeat], 4.0, queue.restart()[0]) == "ok"
+    dispatcher = Dispatcher(clock, queue, max_sleep_s=2.0)
+    out = Recorder(time.monotonic)
+    stop_flag = threading.Event()
+    thread = threading.Thread(target=dispatcher.run_forever, args=(out, stop_flag))
+    thread.start()
+    try:
+        time.sleep(0.3)  # napping now: nothing is due while stopped
+        assert out.sent == []
+        started = time.monotonic()
+        clock.start(started)
+        deadline = started + 1.0
+        while not out.ons() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert out.ons() == [downbeat]
+        assert out.sent[0].t - started < 0.5  # well inside the 2 s slice
+    finally:
+        stop_flag.set()
+        clock.stop()
+        thread.join(5.0)
+    assert not thread.is_alive()

@@ -76,6 +76,7 @@ def test_matching_counts_dropped_doubled_and_errors() -> None:
     assert matched.doubled == 1  # the 38 came twice
     assert matched.unmatched == 1  # a 49 nobody sent
     assert [round(e * 1000, 6) for e in matched.errors_s] == [1.0, -2.0, 0.0]
+    assert [round(e * 1000, 6) for e in matched.after_start()] == [-2.0, 0.0]  # no beat 0
     stats = error_stats(matched.errors_s)
     assert stats["notes"] == 3 and stats["max_ms"] == 2.0 and stats["p50_ms"] == 1.0
     assert stats["mean_ms"] == pytest.approx(-1 / 3, abs=1e-3)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bridges.midi.jack_tools import DumpRecord
 
@@ -140,6 +140,12 @@ class Matched:
     dropped: int  # sent, never received
     doubled: int  # received more than once
     unmatched: int  # received, matching nothing sent
+    beats: list[float] = field(default_factory=list)  # the sent beat of each error
+
+    def after_start(self) -> list[float]:
+        """The errors without the first step's notes: those sound on the very tick that
+        tells a follower the song has started, so nobody can send them ahead of it."""
+        return [e for e, b in zip(self.errors_s, self.beats, strict=True) if b >= 0.25]
 
 
 def match_notes(sent_beats: Sequence[Note], received: Sequence[Note], grid: Grid) -> Matched:
@@ -150,6 +156,7 @@ def match_notes(sent_beats: Sequence[Note], received: Sequence[Note], grid: Grid
         by_key[(note.channel, note.pitch)].append((grid.time_of(note.t), i))
     hits = [0] * len(sent_beats)
     errors: list[float] = []
+    beats: list[float] = []
     unmatched = 0
     for note in received:
         candidates = by_key.get((note.channel, note.pitch), [])
@@ -160,7 +167,8 @@ def match_notes(sent_beats: Sequence[Note], received: Sequence[Note], grid: Grid
         hits[best[1]] += 1
         if hits[best[1]] == 1:
             errors.append(note.t - best[0])
-    return Matched(errors, hits.count(0), sum(1 for h in hits if h > 1), unmatched)
+            beats.append(sent_beats[best[1]].t)
+    return Matched(errors, hits.count(0), sum(1 for h in hits if h > 1), unmatched, beats)
 
 
 def error_stats(errors_s: Sequence[float]) -> dict[str, float]:

@@ -15,7 +15,7 @@ Transport events reach the dispatcher through a clock listener that only appends
 each loop turn, so the output is only ever called from one thread.
 
 Real time: `run_forever` sleeps until shortly (`spin_s`) before the next moment, in slices
-of at most `max_sleep_s` so transport changes are seen promptly, spins the rest with
+of at most `max_sleep_s` (a transport event wakes it at once), spins the rest with
 `sleep(0)` (yielding the GIL to the generation thread), then sends. The loop does no
 logging and allocates only the small lists of a batch. The caller's job before starting it:
 load models and build the parts, then `gc.freeze()`, so the collector never walks the model
@@ -26,6 +26,7 @@ generation thread busy in Python otherwise holds the GIL for up to the default 5
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -83,8 +84,21 @@ class Dispatcher:
         self._sleep = sleep
         self._sounding: dict[int, ScheduledEvent] = {}  # key -> its sounding note_on
         self._inbox: deque[TransportEvent] = deque(maxlen=INBOX_LEN)
-        self._listener = self._inbox.append
+        # set by a transport event: a Start must not wait out the nap in progress (the
+        # first step's notes are due on the very tick that starts the song)
+        self._wake = threading.Event()
         clock.add_listener(self._listener)
+
+    def _listener(self, event: TransportEvent) -> None:
+        self._inbox.append(event)
+        self._wake.set()
+
+    def _nap(self, seconds: float) -> None:
+        if self._sleep is time.sleep:  # real time: cut short by a transport event
+            self._wake.wait(seconds)
+            self._wake.clear()  # an event after this is in the inbox, seen next round
+        else:  # an injected clock's sleep (tests)
+            self._sleep(seconds)
 
     def close(self) -> None:
         self.clock.remove_listener(self._listener)
@@ -178,7 +192,7 @@ class Dispatcher:
             due = self.next_due()
             nap = due - now() - self.spin_s
             if nap > MIN_SLEEP_S:
-                sleep(min(nap, self.max_sleep_s))
+                self._nap(min(nap, self.max_sleep_s))
                 continue
             while now() < due:
                 sleep(0.0)
