@@ -287,3 +287,43 @@ def test_a_grid_edit_for_the_bar_not_made_yet_is_kept_for_it() -> None:
     assert grid.edit(session, "drums", 2, 5, 50, 100) == 2  # kept, not an error
     play(session, ft, until=4.5)  # bar 2 has been made
     assert grid_of(latest(session, 2), 4.0, CLASS_TO_GM_PITCH)[6][5] == 100
+
+
+def test_under_a_daw_clock_the_clients_follow_its_start_and_tempo() -> None:
+    """The browser is one more client of the engine's clock: when that clock follows a DAW,
+    every client gets the DAW's start and tempo as state anchors that place the beats
+    where the DAW's ticks put them."""
+    from musegen.clock.midi_follower import START, TICK
+
+    follower = MidiClockFollower()
+    session = LiveSession.from_models({"drums": "drums-lstm"}, follower)
+    session.start()
+    server = serve(session, port=0)
+    t0 = time.monotonic() + 0.3
+
+    def ticks(start: float, bpm: float, count: int) -> float:
+        period = 60.0 / (bpm * 24)
+        for k in range(count):
+            t = start + k * period
+            time.sleep(max(0.0, t - time.monotonic()))
+            follower.feed(TICK, t)
+        return start + count * period
+
+    try:
+        with client(server) as ws:
+            greeted(ws)
+            time.sleep(max(0.0, t0 - time.monotonic()))
+            follower.feed(START, t0)
+            later = ticks(t0, 120.0, 24 * 4)  # one bar at 120
+            started = recv_until(ws, lambda m: m["type"] == "state" and m["playing"])
+            assert started["clock"] == "midi"
+            assert sounds_at(started, 4.0) == pytest.approx(t0 + 2.0, abs=0.03)
+            ticks(later, 150.0, 24 * 6)  # the DAW goes to 150
+            faster = recv_until(ws, lambda m: m["type"] == "state"
+                                and abs(m["tempo_bpm"] - 150.0) < 3.0, timeout=5.0)
+            assert faster["playing"]
+            assert sounds_at(faster, faster["beat"] + 1.0) - faster["server_time"] == \
+                pytest.approx(0.4, abs=0.01)  # a beat at 150 BPM
+    finally:
+        server.stop()
+        session.close()
