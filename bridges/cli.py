@@ -2,7 +2,8 @@
 
 `musegen live` (and `musegen run`, the same on the embedded default) plays through MIDI
 ports and the web page; `musegen ports` lists MIDI ports; `musegen bench live` times the
-engine against a MIDI clock on a JACK server.
+engine against a MIDI clock on a JACK server; `musegen bench web` times its delivery to
+websocket clients.
 """
 
 from __future__ import annotations
@@ -120,13 +121,28 @@ def _extend_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                        help="clock tempo, repeatable (default: 120 and 174)")
     group.add_argument("--jitter", type=float, action="append",
                        help="jack_midi_clock -J jitter, repeatable (default: 0 and 10)")
-    group.add_argument("--seconds", type=float, default=120.0, help="per tempo and jitter")
-    bench.set_defaults(live_bench=_run_bench_live)
+    group.add_argument("--seconds", type=float,
+                       help="live: per tempo and jitter (default 120); web: per fan-out "
+                       "(default 30)")
+    web = bench.add_argument_group("bench web (the engine playing to websocket clients here)")
+    web.add_argument("--clients", type=int, default=50, help="websocket clients")
+    bench.set_defaults(bridge_benches={"live": _run_bench_live, "web": _run_bench_web})
 
 
 def _run_bench_live(args: argparse.Namespace) -> int:
     from bridges.midi.latency_bench import run_matrix
 
-    report = run_matrix(args.bpm or [120.0, 174.0], args.jitter or [0.0, 10.0], args.seconds)
+    report = run_matrix(args.bpm or [120.0, 174.0], args.jitter or [0.0, 10.0],
+                        args.seconds or 120.0)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _run_bench_web(args: argparse.Namespace) -> int:
+    """Queued (baseline) and direct fan-out to `--clients`, alternating in one run."""
+    from bridges.web.fanout_bench import compare_fanouts
+
+    report = compare_fanouts(args.clients, args.seconds or 30.0,
+                             tempo=(args.bpm or [120.0])[0])
     print(json.dumps(report, indent=2))
     return 0

@@ -156,10 +156,11 @@ def generate_file(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("bench", help="step latency and real-time factor of the models, "
-                            "or (bench live) timing on a JACK rig")
-    p.add_argument("target", nargs="?", choices=["models", "live"], default="models",
+                            "(bench live) timing on a JACK rig, (bench web) websocket fan-out")
+    p.add_argument("target", nargs="?", choices=["models", "live", "web"], default="models",
                    help="models (default): per-step latency; live: note timing against a "
-                   "MIDI clock on a JACK server (see `musegen bench live --help`)")
+                   "MIDI clock on a JACK server; web: delivery to 50 websocket clients "
+                   "(see `musegen bench --help`)")
     p.add_argument("--model", action="append", help="model name or folder (default: all shipped)")
     p.add_argument("--steps", type=int, default=500, help="timed steps per model")
     p.add_argument("--bars", type=int, default=8, help="bars generated for the real-time factor")
@@ -170,11 +171,12 @@ def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def run_bench_cli(args: argparse.Namespace) -> int:
     from musegen.bench import run_bench
 
-    if args.target == "live":
-        live = getattr(args, "live_bench", None)
-        if live is None:  # the core CLI alone has no MIDI: the `musegen` script adds it
-            raise UserError("bench live needs the MIDI bridge: run it as `musegen bench live`")
-        result: int = live(args)
+    if args.target != "models":  # the bridges' benchmarks: the `musegen` script adds them
+        bridge_bench = getattr(args, "bridge_benches", {}).get(args.target)
+        if bridge_bench is None:
+            raise UserError(f"bench {args.target} needs the bridges: run it as "
+                            f"`musegen bench {args.target}`")
+        result: int = bridge_bench(args)
         return result
     try:
         report = run_bench(args.model, args.steps, args.bars)

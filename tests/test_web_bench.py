@@ -4,8 +4,11 @@ reported by the benchmark itself, not asserted here."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
+
+import pytest
 
 from bridges.web.fanout_bench import compare_fanouts, run_fanout_bench
 
@@ -32,3 +35,23 @@ def test_fanout_bench_compares_both_fanouts_in_one_run() -> None:
         delivered_everything(result[name], 4, 3)
     assert result["queued"]["direct_writes"] == 0 < result["direct"]["direct_writes"]
     assert all(math.isfinite(r) for r in result["ratio_direct_to_queued"].values())
+
+
+def test_musegen_bench_web_prints_both_fanouts_as_json(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bridges.cli import main
+
+    assert main(["bench", "web", "--clients", "4", "--seconds", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for fanout in ("queued", "direct"):
+        assert report[fanout]["connected"] == 4 and report[fanout]["late_notes"] == 0
+        assert 0 < report[fanout]["latency_ms"]["p50"] <= report[fanout]["latency_ms"]["p99"]
+    assert report["ratio_direct_to_queued"]["p99"] > 0
+
+
+def test_the_core_cli_alone_says_bench_web_needs_the_bridges(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from musegen.cli import main
+
+    assert main(["bench", "web"]) == 2
+    assert "run it as `musegen bench web`" in capsys.readouterr().err
