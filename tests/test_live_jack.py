@@ -21,7 +21,13 @@ import mido
 import numpy as np
 import pytest
 
-from bridges.midi.jack_tools import DumpRecord, JackServer, stop_process
+from bridges.midi.jack_tools import (
+    DumpRecord,
+    JackServer,
+    JackTransport,
+    MidiDump,
+    stop_process,
+)
 from tests.jack_rig import JackTool, connect, lsp, wait_port, wait_until
 
 # `make test` runs these in its JACK pass; `make test-live-jack` runs only these
@@ -106,9 +112,11 @@ def hanging(records: Sequence[DumpRecord]) -> dict[tuple[int, int], int]:
     return {k: v for k, v in count.items() if v > 0}
 
 
-def test_follows_the_daw_clock_on_the_16th_grid_and_records_the_take(
-        jack: JackServer, jack_tool: JackTool, live_procs: list[Live], tmp_path: Path) -> None:
-    take = tmp_path / "take.mid"
+def play_busy_drums_on_the_daw_clock(
+        jack: JackServer, jack_tool: JackTool, live_procs: list[Live],
+        take: Path) -> tuple[Live, MidiDump, JackTransport]:
+    """`musegen live` on jack_midi_clock at 120 BPM, busy drums on the 16th grid, recording
+    to `take`; a dump of the clock and the engine's output; the transport rolling."""
     live = Live(jack, "--clock", "midi", "--humanize", "0", "--density", "24",
                 "--record", str(take))
     live_procs.append(live)
@@ -118,6 +126,13 @@ def test_follows_the_daw_clock_on_the_16th_grid_and_records_the_take(
     dump.connect(clock.port, live.output)
     transport = jack_tool.transport()
     transport.play()
+    return live, dump, transport
+
+
+def test_follows_the_daw_clock_on_the_16th_grid_and_records_the_take(
+        jack: JackServer, jack_tool: JackTool, live_procs: list[Live], tmp_path: Path) -> None:
+    take = tmp_path / "take.mid"
+    live, dump, transport = play_busy_drums_on_the_daw_clock(jack, jack_tool, live_procs, take)
     time.sleep(4.6)  # a little over two bars at 120 BPM
     transport.stop()
     time.sleep(0.6)
@@ -280,15 +295,7 @@ def test_kill_9_on_jack_leaves_a_recording_of_every_finished_bar(
     Its JACK clients die unclosed, so the server stalls until it drops them; the test waits
     for that, so the next test starts on a healthy server."""
     take = tmp_path / "crash.mid"
-    live = Live(jack, "--clock", "midi", "--humanize", "0", "--density", "24",
-                "--record", str(take))
-    live_procs.append(live)
-    clock = jack_tool.clock(120)
-    connect(jack.env, clock.port, live.input)
-    dump = jack_tool.dump()
-    dump.connect(clock.port, live.output)
-    transport = jack_tool.transport()
-    transport.play()
+    live, dump, transport = play_busy_drums_on_the_daw_clock(jack, jack_tool, live_procs, take)
     time.sleep(5.0)  # bars 0 and 1 done (2 s each at 120 BPM), bar 2 half played
     live.proc.kill()
     live.proc.wait(10)

@@ -249,10 +249,10 @@ def test_web_midi_output_sends_the_scheduled_notes_with_their_timestamps(
         if not debug(page)["playing"]:
             page.click("#play")
         wait_until(page, "window.__midiSent.length >= 32", 15)
-        sent = page.evaluate("window.__midiSent")
-        origin = float(page.evaluate("performance.timeOrigin"))
-        booked = [n for n in debug(page)["scheduled"]
-                  if n["wall"] - origin - n["lead"] * 1000.0 > selected_ms]
+        # one evaluate: what was sent and what was booked, at the same moment
+        sent, scheduled, origin = page.evaluate(
+            "[window.__midiSent, musegenDebug().scheduled, performance.timeOrigin]")
+        booked = [n for n in scheduled if n["wall"] - origin - n["lead"] * 1000.0 > selected_ms]
     finally:
         context.close()
     ons = [(s["data"][0], s["data"][1], s["data"][2], s["timestamp"]) for s in sent

@@ -83,17 +83,28 @@ def note_ons(records: Iterable[DumpRecord], rate: int, channels: Iterable[int]) 
             and r.data[0] & 0x0F in wanted]
 
 
+def _note_change(r: DumpRecord, wanted: set[int]) -> tuple[tuple[int, int], bool] | None:
+    """((channel, pitch), True for a sounding note_on) for a note message on `wanted`."""
+    if len(r.data) != 3 or r.data[0] & 0x0F not in wanted:
+        return None
+    kind = r.data[0] & 0xF0
+    if kind not in (NOTE_ON_STATUS, NOTE_OFF_STATUS):
+        return None
+    return (r.data[0] & 0x0F, r.data[1]), kind == NOTE_ON_STATUS and r.data[2] > 0
+
+
 def hanging_notes(records: Iterable[DumpRecord], channels: Iterable[int]) -> int:
     """Keys left sounding at the end: note_ons without their note_off (CC 123 not counted)."""
     wanted = set(channels)
     balance: dict[tuple[int, int], int] = defaultdict(int)
     for r in records:
-        if len(r.data) != 3 or r.data[0] & 0x0F not in wanted:
+        change = _note_change(r, wanted)
+        if change is None:
             continue
-        kind, key = r.data[0] & 0xF0, (r.data[0] & 0x0F, r.data[1])
-        if kind == NOTE_ON_STATUS and r.data[2] > 0:
+        key, on = change
+        if on:
             balance[key] += 1
-        elif kind in (NOTE_ON_STATUS, NOTE_OFF_STATUS) and balance[key] > 0:
+        elif balance[key] > 0:
             balance[key] -= 1
     return sum(balance.values())
 
@@ -118,12 +129,13 @@ def stop_release(records: Sequence[DumpRecord], rate: int,
             balance = defaultdict(int, {k: v for k, v in balance.items() if v > 0})
             sounding = set(balance)
             continue
-        if len(r.data) != 3 or r.data[0] & 0x0F not in wanted:
+        change = _note_change(r, wanted)
+        if change is None:
             continue
-        kind, key = r.data[0] & 0xF0, (r.data[0] & 0x0F, r.data[1])
-        if kind == NOTE_ON_STATUS and r.data[2] > 0:
+        key, on = change
+        if on:
             balance[key] += 1
-        elif kind in (NOTE_ON_STATUS, NOTE_OFF_STATUS) and balance[key] > 0:
+        elif balance[key] > 0:
             balance[key] -= 1
             if stop_frame is not None and key in sounding and balance[key] == 0:
                 last_off = max(last_off, r.frame)
