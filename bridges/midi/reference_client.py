@@ -20,6 +20,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,6 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     threading.Thread(target=until_stdin_closes, daemon=True).start()
     done.wait()
+    # The callback runs in JACK's process cycle and takes the GIL there. Closing a client
+    # while holding the GIL, with a callback in flight waiting for it, deadlocks with the
+    # server (about 5 s, stalling every client): end the callback, let an in-flight one
+    # finish (sleep releases the GIL), then close.
+    midi_in.cancel_callback()
+    time.sleep(0.05)
     midi_in.delete()
     midi_out.delete()
     return 0
