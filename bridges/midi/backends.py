@@ -38,11 +38,16 @@ def alsa_usable(path: str = ALSA_SEQ) -> bool:
     return os.access(path, os.R_OK | os.W_OK)
 
 
+def jack_socket_may_exist(server: str) -> bool:
+    """False when the JACK server `server` surely is not up: on Linux its socket folder is
+    missing (elsewhere: no cheap test, True)."""
+    return not sys.platform.startswith("linux") or os.path.exists(
+        f"/dev/shm/jack_{server}_{os.getuid()}_0")
+
+
 def jack_running() -> bool:
     """A JACK server answers (the one JACK_DEFAULT_SERVER names, or the default one)."""
-    server = os.environ.get("JACK_DEFAULT_SERVER", "default")
-    if sys.platform.startswith("linux") and not os.path.exists(
-            f"/dev/shm/jack_{server}_{os.getuid()}_0"):
+    if not jack_socket_may_exist(os.environ.get("JACK_DEFAULT_SERVER", "default")):
         return False  # no server's socket folder: skip libjack's noisy failed connection
     try:
         _open("jack", "input", "musegen-probe").delete()

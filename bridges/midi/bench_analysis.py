@@ -93,6 +93,16 @@ def _note_change(r: DumpRecord, wanted: set[int]) -> tuple[tuple[int, int], bool
     return (r.data[0] & 0x0F, r.data[1]), kind == NOTE_ON_STATUS and r.data[2] > 0
 
 
+def _count_note(balance: dict[tuple[int, int], int], key: tuple[int, int], on: bool) -> bool:
+    """Count a note_on up or a note_off down for `key`; True when that off ended it."""
+    if on:
+        balance[key] += 1
+    elif balance[key] > 0:
+        balance[key] -= 1
+        return balance[key] == 0
+    return False
+
+
 def hanging_notes(records: Iterable[DumpRecord], channels: Iterable[int]) -> int:
     """Keys left sounding at the end: note_ons without their note_off (CC 123 not counted)."""
     wanted = set(channels)
@@ -101,11 +111,7 @@ def hanging_notes(records: Iterable[DumpRecord], channels: Iterable[int]) -> int
         change = _note_change(r, wanted)
         if change is None:
             continue
-        key, on = change
-        if on:
-            balance[key] += 1
-        elif balance[key] > 0:
-            balance[key] -= 1
+        _count_note(balance, *change)
     return sum(balance.values())
 
 
@@ -132,13 +138,9 @@ def stop_release(records: Sequence[DumpRecord], rate: int,
         change = _note_change(r, wanted)
         if change is None:
             continue
-        key, on = change
-        if on:
-            balance[key] += 1
-        elif balance[key] > 0:
-            balance[key] -= 1
-            if stop_frame is not None and key in sounding and balance[key] == 0:
-                last_off = max(last_off, r.frame)
+        ended = _count_note(balance, *change)
+        if ended and stop_frame is not None and change[0] in sounding:
+            last_off = max(last_off, r.frame)
     if stop_frame is None:
         raise ValueError("no Stop in the recording")
     held = sum(1 for k in sounding if balance[k] > 0)

@@ -23,7 +23,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from bridges.midi.backends import jack_socket_may_exist
 from bridges.midi.jack_control import JackControl
 
 logger = logging.getLogger(__name__)
@@ -143,8 +143,7 @@ class JackServer:
     def _answers(self) -> bool:
         if self._proc is None or self._proc.poll() is not None:
             raise RuntimeError(f"jackd exited: {self.log_tail()}")
-        socket_dir = f"/dev/shm/jack_{self.name}_{os.getuid()}_0"
-        if sys.platform.startswith("linux") and not os.path.exists(socket_dir):
+        if not jack_socket_may_exist(self.name):
             return False  # not up yet: spare libjack's failed-connection messages
         try:
             return any(p.startswith("system:") for p in lsp(self.env))

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bridges.midi.bench_analysis import (
@@ -277,7 +277,7 @@ def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
             "unmatched": ours.unmatched, "dropped_late": dispatcher.dropped_late,
             "max_late_ms": round(dispatcher.max_late_s * 1000.0, 3),
             "hanging_notes": hanging_notes(records, channels),
-            "stop": _stop_report(records, rate, channels),
+            "stop": asdict(stop_release(records, rate, channels)),
             "dropped_bars": engine.worker.dropped_bars,
             "clock_losses": len(engine.losses),
             "cpu_pct": round(cpu_pct, 1),
@@ -291,13 +291,6 @@ def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
             "hanging_notes": hanging_notes(records, [REF_CHANNEL]),
         },
     }
-
-
-def _stop_report(records: Sequence[Any], rate: int, channels: Sequence[int]) -> dict[str, Any]:
-    """The Stop: how many of our notes were sounding and how soon all were let go."""
-    release = stop_release(records, rate, channels)
-    return {"sounding": release.sounding, "all_off_ms": release.all_off_ms,
-            "released": release.released}
 
 
 def _clock_report(grid: Grid) -> dict[str, float]:
