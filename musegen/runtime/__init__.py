@@ -1,0 +1,58 @@
+"""Fast inference paths for the generators, behind the models' own streaming interface.
+
+``compile_streamer(model)`` returns a numpy runtime for the model's family (see base.py for
+why it is faster at batch 1), built from the model's current weights. The runtime is a
+snapshot: change the weights and compile again (``stepper_for`` does so by itself).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from musegen.models import LSTMGenerator, TransformerGenerator, WaveNetGenerator
+from musegen.models.base import Generator
+from musegen.runtime.base import NumpyStreamer
+from musegen.runtime.lstm import NumpyLSTM
+from musegen.runtime.transformer import NumpyTransformer
+from musegen.runtime.wavenet import NumpyWaveNet
+
+__all__ = ["NumpyLSTM", "NumpyStreamer", "NumpyTransformer", "NumpyWaveNet",
+           "compile_streamer", "stepper_for"]
+
+_COMPILED: weakref.WeakKeyDictionary[Generator[Any], tuple[tuple[Any, ...], NumpyStreamer[Any]]]
+_COMPILED = weakref.WeakKeyDictionary()
+_blas_limited = False
+
+
+def compile_streamer(model: Generator[Any]) -> NumpyStreamer[Any]:
+    """The numpy runtime of ``model`` (an LSTM, Transformer or WaveNet generator)."""
+    _limit_blas_threads()
+    if isinstance(model, LSTMGenerator):
+        return NumpyLSTM(model)
+    if isinstance(model, TransformerGenerator):
+        return NumpyTransformer(model)
+    if isinstance(model, WaveNetGenerator):
+        return NumpyWaveNet(model)
+    raise TypeError(f"no numpy runtime for {type(model).__name__}")
+
+
+def stepper_for(model: Generator[Any]) -> NumpyStreamer[Any]:
+    """The compiled runtime of ``model``, rebuilt only when one of its parameters changed."""
+    version = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    cached = _COMPILED.get(model)
+    if cached is None or cached[0] != version:
+        cached = (version, compile_streamer(model))
+        _COMPILED[model] = cached
+    return cached[1]
+
+
+def _limit_blas_threads() -> None:
+    """One BLAS thread: at these sizes a second thread costs more to wake than it saves,
+    and generation must not steal the core the dispatch thread runs on."""
+    global _blas_limited
+    if not _blas_limited:
+        threadpool_limits(limits=1, user_api="blas")
+        _blas_limited = True

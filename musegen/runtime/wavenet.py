@@ -1,0 +1,191 @@
+"""numpy streaming step of :class:`musegen.models.WaveNetGenerator` (see runtime/base.py).
+
+Three rewrites make a layer a handful of numpy calls:
+
+* Project on write. The conv output at step t is ``sum_m W_m x(t - (k-1-m) d)``. Instead of
+  queueing raw inputs and gathering the taps every step, each input is multiplied once, when it
+  arrives, by ``[W_current | W_tap0 | ...]``; the tap projections are queued, so a step reads
+  ready-made ``[2C]`` rows (one GEMM per layer, no gather).
+* Skips summed by one GEMM. ``sum_i z_i @ Wskip_i`` is ``[z_1 .. z_L] @ vstack(Wskip_i)``, so
+  each layer writes its gated output into one row and the skip matmul runs once after the stack.
+* Residual biases folded into the condition rows (see ``_fold_residual_biases``).
+
+The sigmoid half of each gate is pre-scaled by 1/2 in the weights and conditions, so one tanh
+call serves both halves (``sigmoid(g) = (1 + tanh(g / 2)) / 2``, the last 1/2 folded into the
+output weights). Ring buffers have the torch model's sizes: a step is O(layers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from musegen.models.wavenet import GatedLayer, WaveNetGenerator
+from musegen.runtime.base import NumpyStreamer, to_numpy
+
+Array = np.ndarray[Any, Any]
+
+
+@dataclass
+class _LayerViews:
+    """Preallocated buffers and their slices for one layer (no slicing in the step loop)."""
+
+    queue: Array  # [(k - 1) * d, B, (k - 1) * 2C] queued tap projections
+    proj: Array  # [B, k * 2C] x @ [W_current | W_tap0 | ...]
+    proj_now: Array  # [B, 2C] view: the current input's contribution
+    proj_taps: Array  # [B, (k - 1) * 2C] view: what later steps will read
+    gate: Array  # [B, 2C]
+    tanh_f: Array  # [B, C] view of gate
+    tanh_g: Array  # [B, C] view of gate
+    z: Array  # [B, C] view into the state's row of all gated outputs
+
+
+@dataclass
+class NumpyWaveNetState:
+    layers: list[_LayerViews]
+    position: int
+    x: Array  # [B, R] the residual stream
+    res: Array  # [B, R] one layer's residual output
+    z_all: Array  # [B, L * C] every layer's gated output, for the one skip GEMM
+    skips: Array  # [B, S]
+    hidden: Array  # [B, S] the head's hidden layer
+    logits: Array  # [B, V]
+    ones: Array  # [B, C]; array operands: numpy's scalar path costs more than the op
+
+
+class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
+    family = "wavenet"
+
+    @torch.no_grad()
+    def __init__(self, model: WaveNetGenerator) -> None:
+        c = model.config
+        self.vocab_size = c.vocab_size
+        self.kernel_size, self.dilations = c.kernel_size, c.layer_dilations
+        self.channels, self.residual, self.skip = c.channels, c.residual_channels, c.skip_channels
+        n_layers, ch, r = len(c.layer_dilations), c.channels, c.residual_channels
+        half = np.ones(2 * ch, dtype=np.float32)
+        half[ch:] = 0.5  # sigmoid half of the gate pre-scaled for the tanh identity
+        self.token_rows = to_numpy(model.embed.weight)  # [V, R]
+        self.cond_in = _condition_table(model.cond_in)  # [G, D, R]
+        layers = cast("Sequence[GatedLayer]", model.layers)
+        conv_bias = to_numpy(torch.stack([cast(Tensor, layer.conv.bias) for layer in layers]))
+        cond = _condition_table(model.cond_layers)
+        # [G, D, L * 2C] -> [G, D, L, 2C], plus each layer's conv bias, gate half scaled
+        self.cond_layers = np.ascontiguousarray(
+            (cond.reshape(*cond.shape[:2], n_layers, -1) + conv_bias) * half)
+        # conv.weight [2C, R, k] -> taps [k, R, 2C]; columns [W_current | W_tap0 | ...]
+        self.conv_w = []
+        for layer in layers:
+            taps = to_numpy(layer.conv.weight.permute(2, 0, 1).transpose(1, 2)) * half
+            order = [c.kernel_size - 1, *range(c.kernel_size - 1)]
+            self.conv_w.append(np.ascontiguousarray(np.concatenate([taps[m] for m in order], 1)))
+        # out.weight [R + S, C, 1] -> [C, R + S]; times 1/2 from the sigmoid identity
+        out_w = [to_numpy(layer.out.weight.squeeze(-1).t()) * 0.5 for layer in layers]
+        out_b = [to_numpy(cast(Tensor, layer.out.bias)) for layer in layers]
+        self.res_w = [np.ascontiguousarray(w[:, :r]) for w in out_w]  # [C, R]
+        self._fold_residual_biases([b[:r] for b in out_b])
+        self.skip_w = np.ascontiguousarray(np.concatenate([w[:, r:] for w in out_w]))  # [L*C, S]
+        self.skip_b = np.sum([b[r:] for b in out_b], axis=0).astype(np.float32)
+        head1, head2 = cast(nn.Conv1d, model.head[1]), cast(nn.Conv1d, model.head[3])
+        self.head_w1 = to_numpy(head1.weight.squeeze(-1).t())  # [S, S]
+        self.head_b1 = to_numpy(cast(Tensor, head1.bias))
+        self.head_w2 = to_numpy(head2.weight.squeeze(-1).t())  # [S, V]
+        self.head_b2 = to_numpy(cast(Tensor, head2.bias))
+        assert ch * n_layers == self.skip_w.shape[0]
+
+    def _fold_residual_biases(self, res_b: list[Array]) -> None:
+        """Keep the residual stream without its biases: x' = x - B_i, B_i = sum of the biases
+        of the layers below i. Layer i's conv then misses B_i @ W, which is constant: added
+        to the layer's condition rows, except for the padding before the stream starts (true
+        input 0, not B_i), whose queued tap projections start at -B_i @ W_tap instead of 0.
+        """
+        two_c, below = 2 * self.channels, np.zeros_like(res_b[0])
+        self.queue_start = []  # per layer [(k - 1) * 2C]
+        for i, w in enumerate(self.conv_w):
+            per_block = (below @ w).reshape(-1, two_c)  # [k, 2C]: current, then each tap
+            self.cond_layers[:, :, i] += per_block.sum(axis=0)
+            self.queue_start.append(-per_block[1:].reshape(-1))
+            below = below + res_b[i]
+
+    def start_stream(self, batch_size: int) -> NumpyWaveNetState:
+        b, ch, k = batch_size, self.channels, self.kernel_size
+
+        def zeros(*shape: int) -> Array:
+            return np.zeros(shape, dtype=np.float32)
+
+        z_all = zeros(b, len(self.dilations) * ch)
+        layers = []
+        for i, dilation in enumerate(self.dilations):
+            proj, gate = zeros(b, k * 2 * ch), zeros(b, 2 * ch)
+            layers.append(_LayerViews(
+                queue=np.tile(self.queue_start[i], ((k - 1) * dilation, b, 1)), proj=proj,
+                proj_now=proj[:, : 2 * ch], proj_taps=proj[:, 2 * ch :], gate=gate,
+                tanh_f=gate[:, :ch], tanh_g=gate[:, ch:], z=z_all[:, i * ch : (i + 1) * ch],
+            ))
+        return NumpyWaveNetState(
+            layers=layers, position=0, x=zeros(b, self.residual), res=zeros(b, self.residual),
+            z_all=z_all, skips=zeros(b, self.skip), hidden=zeros(b, self.skip),
+            logits=zeros(b, self.vocab_size), ones=np.ones((b, ch), np.float32),
+        )
+
+    def step_numpy(
+        self, token: Array, genre: Array, density: Array, state: NumpyWaveNetState
+    ) -> Array:
+        pos, x, res = state.position, state.x, state.res
+        if token.shape[0] == 1:  # integer indexing returns views: no gather, no allocation
+            tok, g, d = int(token[0]), int(genre[0]), int(density[0])
+            np.add(self.token_rows[tok], self.cond_in[g, d], out=x)  # [B, R]
+            cond = self.cond_layers[g, d]  # [L, 2C], each row broadcast over B
+        else:
+            np.add(self.token_rows[token], self.cond_in[genre, density], out=x)
+            cond = self.cond_layers[genre, density].transpose(1, 0, 2)  # [B, L, 2C] -> [L, B, 2C]
+        for i, lv in enumerate(state.layers):
+            np.matmul(x, self.conv_w[i], out=lv.proj)  # [B, k * 2C]
+            slot = pos % lv.queue.shape[0]
+            self._add_taps(lv, pos, self.dilations[i], slot)
+            lv.gate += cond[i]
+            lv.queue[slot] = lv.proj_taps  # after reading: this slot held the oldest
+            np.tanh(lv.gate, out=lv.gate)
+            lv.tanh_g += state.ones
+            np.multiply(lv.tanh_f, lv.tanh_g, out=lv.z)  # 2 * tanh(f) * sigmoid(g), [B, C]
+            np.matmul(lv.z, self.res_w[i], out=res)
+            x += res  # no bias: see _fold_residual_biases
+        state.position = pos + 1
+        return self._head(state)
+
+    def _add_taps(self, lv: _LayerViews, pos: int, dilation: int, slot: int) -> None:
+        """gate = the current input's projection + the queued projections of the past taps."""
+        k, two_c = self.kernel_size, 2 * self.channels
+        if k == 2:  # one tap, d steps back: the slot about to be overwritten
+            np.add(lv.proj_now, lv.queue[slot], out=lv.gate)
+            return
+        np.copyto(lv.gate, lv.proj_now)
+        size = lv.queue.shape[0]
+        for m in range(k - 1):  # tap m was projected (k - 1 - m) * d steps ago
+            lv.gate += lv.queue[(pos - (k - 1 - m) * dilation) % size, :,
+                                m * two_c : (m + 1) * two_c]
+
+    def _head(self, state: NumpyWaveNetState) -> Array:
+        """Skips of all layers in one GEMM, then the 1x1-conv head: -> logits [B, V]."""
+        skips, hidden = state.skips, state.hidden
+        np.matmul(state.z_all, self.skip_w, out=skips)
+        skips += self.skip_b
+        np.maximum(skips, 0.0, out=skips)
+        np.matmul(skips, self.head_w1, out=hidden)
+        hidden += self.head_b1
+        np.maximum(hidden, 0.0, out=hidden)
+        np.matmul(hidden, self.head_w2, out=state.logits)
+        state.logits += self.head_b2
+        return state.logits
+
+
+def _condition_table(embedding: Any) -> Array:
+    """A ConditionEmbedding as one table [G, D, dim]: genre row + density row for every pair."""
+    genre = to_numpy(embedding.genre.weight)  # [G, dim]
+    density = to_numpy(embedding.density.weight)  # [D, dim]
+    return np.ascontiguousarray(genre[:, None, :] + density[None, :, :])
