@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from musegen.checkpoint import LoadedModel, ModelMeta
 from musegen.controls import DensityControl, GenreControl
 from musegen.generation.generator import BarGenerator, Controls
@@ -22,3 +24,10 @@ def test_generation_runs_past_the_transformer_context_without_breaking_the_layou
     assert len(gen.history) <= config.max_len
     pattern = codec.tokenizer.decode(tokens)
     assert pattern.dropped_tokens == 0 and len(pattern.bar_starts) == 12
+    # what the generator samples from now is the torch model's prediction after its history
+    # (the re-primed context went in as one prefill, then steps)
+    ids = torch.tensor(gen.history).T  # [T, 3] -> [3, T]
+    with torch.no_grad():
+        expected = gen.model(ids[None, 0], ids[None, 1, 0], ids[None, 2])[0, -1]
+    assert gen._logits is not None
+    torch.testing.assert_close(torch.from_numpy(gen._logits), expected, atol=1e-4, rtol=0)

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
+import numpy as np
 
 from musegen.checkpoint import LoadedModel
 from musegen.drum_tokens import BAR, BOS, EOS
 from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
 from musegen.generation.sampling import SamplingConfig, sample_token
+from musegen.runtime import stepper_for
 from musegen.tokenizer import DrumCodec, PerformanceCodec
 
 MAX_TOKENS_PER_BAR = 256  # a runaway bar is closed here rather than stall the player
@@ -36,15 +37,17 @@ class BarGenerator:
         self.loaded = loaded
         self.model = loaded.model
         self.sampling = sampling or SamplingConfig()
-        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
         self.grammar = _grammar_for(loaded)
-        self.state = self.model.start_stream(1)
+        # The numpy runtime of the model: same stream contract, a fraction of the step cost.
+        self.stepper = stepper_for(self.model)
+        self.state = self.stepper.start_stream(1)
         self.max_len: int | None = getattr(self.model.config, "max_len", None)
         self.history: list[tuple[int, int, int]] = []  # (token, genre id, density bin) fed
-        self._logits: torch.Tensor | None = None
+        self._logits: np.ndarray[Any, Any] | None = None  # the runtime's buffer: read, not kept
         self._started = False
-        # Inputs of one step, refilled in place: no tensor is allocated per token.
-        self._token, self._genre, self._density = (torch.zeros(1, dtype=torch.long)
+        # Inputs of one step, refilled in place: no array is allocated per token.
+        self._token, self._genre, self._density = (np.zeros(1, dtype=np.int64)
                                                    for _ in range(3))
 
     def _ids(self, controls: Controls) -> tuple[int, int]:
@@ -63,16 +66,17 @@ class BarGenerator:
     def _step_model(self, token: int, genre: int, density: int) -> None:
         self.history.append((token, genre, density))
         self._token[0], self._genre[0], self._density[0] = token, genre, density
-        logits, self.state = self.model.step(self._token, self._genre, self._density,
-                                             self.state)
+        logits = self.stepper.step_numpy(self._token, self._genre, self._density, self.state)
         self._logits = logits[0]
 
     def _restart_with_recent_context(self) -> None:
         """A model with a bounded context keeps its most recent half after a fresh start."""
         keep = self.history[-(self.max_len or 2) // 2 :]
-        self.state, self.history = self.model.start_stream(1), []
-        for token, genre, density in [(BOS, keep[0][1], keep[0][2]), *keep]:
-            self._step_model(token, genre, density)  # the grammar state already holds these
+        self.state = self.stepper.start_stream(1)
+        self.history = [(BOS, keep[0][1], keep[0][2]), *keep]
+        # [T, 3] -> three [T] id arrays; one pass, not T steps (the grammar already holds them)
+        tokens, genres, densities = np.array(self.history, dtype=np.int64).T.copy()
+        self._logits = self.stepper.prefill(tokens, genres, densities, self.state)[0]
 
     def prime(self, bars: Sequence[Sequence[int]], densities: Sequence[float], genre: str) -> None:
         """Feed existing bars (e.g. what the player just played) before generating."""
@@ -89,17 +93,16 @@ class BarGenerator:
             self._started = True
         self._feed(BAR, genre, density)
 
-    @torch.inference_mode()
     def next_bar(self, controls: Controls) -> list[int]:
         """Tokens of one new bar (starting with BAR) under the given controls."""
         genre, density = self._ids(controls)
         self._start(genre, density)
         tokens = [BAR]
         while len(tokens) < MAX_TOKENS_PER_BAR:
-            allowed = torch.from_numpy(self.grammar.allowed())  # the grammar's own buffer
+            allowed = self.grammar.allowed()  # the grammar's own buffer
             allowed[EOS] = False
             assert self._logits is not None
-            token = sample_token(self._logits, allowed, self.sampling, self.generator)
+            token = sample_token(self._logits, allowed, self.sampling, self.rng)
             if token == BAR:
                 break
             self._feed(token, genre, density)
