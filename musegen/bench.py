@@ -1,10 +1,12 @@
 """`musegen bench`: step latency and real-time factor of the shipped models, with baselines.
 
-All timings run at batch 1 on one thread (`torch.set_num_threads(1)`), as on a Raspberry Pi
-core, and report medians and p99 over many steps after a warm-up. The LSTM section measures,
-for the shipped LSTM's own shapes and in the same run: our streaming step, the raw
-matrix-vector products that step cannot avoid (the floor), and a naive baseline that calls
-`torch.nn.LSTM` one token at a time.
+All timings run at batch 1 on one thread (`torch.set_num_threads(1)`, BLAS limited to one
+thread), as on a Raspberry Pi core, and report medians and p99 over many steps after a
+warm-up. Each model's step is timed on both paths, the numpy runtime the engine uses
+(``step_ms_*``) and the torch reference (``torch_step_ms_*``), in the same run. The LSTM
+section measures, for the shipped LSTM's own shapes: our streaming step, the raw
+matrix-vector products of an LSTM step (the floor: the faster of torch and numpy doing them),
+and a naive baseline that calls `torch.nn.LSTM` one token at a time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from musegen.checkpoint import LoadedModel, load_model, shipped_models
 from musegen.generation.generator import BarGenerator, Controls
 from musegen.generation.sampling import SamplingConfig
 from musegen.models import LSTMConfig
+from musegen.models.base import Generator
+from musegen.runtime import NumpyStreamer, stepper_for
+
+Stepper = Generator[Any] | NumpyStreamer[Any]
 
 BAR_SECONDS_AT_120 = 2.0  # one 4/4 bar at 120 BPM
 
@@ -38,36 +44,46 @@ def timed(fn: Callable[[], object], steps: int, warmup: int = 20) -> dict[str, f
             "p99": float(np.percentile(samples, 99) * 1e3)}
 
 
-def step_latency(loaded: LoadedModel, steps: int) -> dict[str, float]:
-    model = loaded.model
+def _stepping(model: Stepper) -> Callable[[Any], object]:
+    """state -> one step on token 3 (BAR), genre 0, density bin 0, called as the engine calls
+    it: ``step_numpy`` with int arrays for the numpy runtime, ``step`` with tensors for torch."""
+    if isinstance(model, NumpyStreamer):
+        ids = np.array([3]), np.array([0]), np.array([0])
+        return lambda state: model.step_numpy(*ids, state)
+    tensors = torch.tensor([3]), torch.tensor([0]), torch.tensor([0])
+    return lambda state: model.step(*tensors, state)
+
+
+def step_latency(loaded: LoadedModel, model: Stepper, steps: int) -> dict[str, float]:
     state = model.start_stream(1)
-    token, genre, density = torch.tensor([3]), torch.tensor([0]), torch.tensor([0])
-    limit = getattr(model.config, "max_len", None)
+    step = _stepping(model)
+    limit = getattr(loaded.model.config, "max_len", None)
     count = [0]
 
     def one() -> None:
         nonlocal state
         if limit is not None and count[0] >= limit:  # stay inside a bounded context
             state, count[0] = model.start_stream(1), 0
-        model.step(token, genre, density, state)
+        step(state)
         count[0] += 1
 
     with torch.inference_mode():
         return timed(one, steps)
 
 
-def step_latency_at_context(loaded: LoadedModel, context: int, steps: int) -> dict[str, float]:
+def step_latency_at_context(
+    loaded: LoadedModel, model: Stepper, context: int, steps: int
+) -> dict[str, float]:
     """A bounded-context model's step with `context` tokens already cached (its worst case)."""
-    model = loaded.model
     state = model.start_stream(1)
-    token, genre, density = torch.tensor([3]), torch.tensor([0]), torch.tensor([0])
+    step = _stepping(model)
     with torch.inference_mode():
         for _ in range(context):
-            model.step(token, genre, density, state)
+            step(state)
 
         def one() -> None:
             state.position = context  # overwrite the same slot: the cache stays `context` deep
-            model.step(token, genre, density, state)
+            step(state)
 
         return timed(one, steps)
 
@@ -98,6 +114,19 @@ def lstm_baseline(config: LSTMConfig, steps: int) -> dict[str, Any]:
         out, state = naive(x, state)
         head(out[0])
 
+    with torch.inference_mode():
+        floor_torch = timed(_torch_matvecs(emb, hid, layers, vocab), steps)["p50"]
+        floor_numpy = timed(_numpy_matvecs(emb, hid, layers, vocab), steps)["p50"]
+        return {
+            "shape": {"layers": layers, "input": emb, "hidden": hid, "vocab": vocab},
+            "naive_step_ms_p50": timed(naive_step, steps)["p50"],
+            "matmul_ms_p50": min(floor_torch, floor_numpy),
+            "matmul_torch_ms_p50": floor_torch, "matmul_numpy_ms_p50": floor_numpy,
+        }
+
+
+def _torch_matvecs(emb: int, hid: int, layers: int, vocab: int) -> Callable[[], None]:
+    """An LSTM step's products, W_ih x and W_hh h per layer and the head, with torch.mv."""
     weights = [(torch.randn(4 * hid, emb if k == 0 else hid), torch.randn(4 * hid, hid))
                for k in range(layers)]
     w_head = torch.randn(vocab, hid)
@@ -111,12 +140,51 @@ def lstm_baseline(config: LSTMConfig, steps: int) -> dict[str, Any]:
             torch.mv(w_hh, v_h, out=outs[2 * k + 1])
         torch.mv(w_head, v_h, out=out_head)
 
-    with torch.inference_mode():
-        return {
-            "shape": {"layers": layers, "input": emb, "hidden": hid, "vocab": vocab},
-            "naive_step_ms_p50": timed(naive_step, steps)["p50"],
-            "matmul_ms_p50": timed(matvecs, steps)["p50"],
-        }
+    return matvecs
+
+
+def _numpy_matvecs(emb: int, hid: int, layers: int, vocab: int) -> Callable[[], None]:
+    """The same products as numpy row-vector GEMMs (the layout the numpy runtime uses)."""
+    rng = np.random.default_rng(0)
+
+    def rand(*shape: int) -> np.ndarray[Any, Any]:
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    weights = [(rand(emb if k == 0 else hid, 4 * hid), rand(hid, 4 * hid)) for k in range(layers)]
+    w_head, v_in, v_h = rand(hid, vocab), rand(1, emb), rand(1, hid)
+    out, out_head = rand(1, 4 * hid), rand(1, vocab)
+
+    def matvecs() -> None:
+        for k, (w_ih, w_hh) in enumerate(weights):
+            np.matmul(v_in if k == 0 else v_h, w_ih, out=out)
+            np.matmul(v_h, w_hh, out=out)
+        np.matmul(v_h, w_head, out=out_head)
+
+    return matvecs
+
+
+def model_row(loaded: LoadedModel, steps: int, bars: int) -> dict[str, Any]:
+    """One model's figures: the engine's (numpy) step, the torch step, the real-time factor."""
+    fast, reference = stepper_for(loaded.model), loaded.model
+    latency = step_latency(loaded, fast, steps)
+    torch_latency = step_latency(loaded, reference, steps)
+    row: dict[str, Any] = {
+        "name": loaded.meta.name, "family": loaded.family, "part": loaded.meta.part,
+        "params": loaded.model.num_parameters(), "runtime": "numpy",
+        "step_ms_p50": round(latency["p50"], 4), "step_ms_p99": round(latency["p99"], 4),
+        "torch_step_ms_p50": round(torch_latency["p50"], 4),
+        "torch_step_ms_p99": round(torch_latency["p99"], 4),
+        "realtime_factor": round(realtime_factor(loaded, bars), 1),
+    }
+    max_len = getattr(loaded.model.config, "max_len", None)
+    if max_len is not None:
+        context = min(1000, max_len - 1)
+        for key, model in (("", fast), ("torch_", reference)):
+            deep = step_latency_at_context(loaded, model, context, steps)
+            row.update({f"{key}step_ms_p50_at_context": round(deep["p50"], 4),
+                        f"{key}step_ms_p99_at_context": round(deep["p99"], 4)})
+        row["context"] = context
+    return row
 
 
 def run_bench(
@@ -128,24 +196,15 @@ def run_bench(
     lstm: dict[str, Any] | None = None
     for name in names:
         loaded = load_model(name)
-        latency = step_latency(loaded, steps)
-        row = {
-            "name": loaded.meta.name, "family": loaded.family, "part": loaded.meta.part,
-            "params": loaded.model.num_parameters(),
-            "step_ms_p50": round(latency["p50"], 4), "step_ms_p99": round(latency["p99"], 4),
-            "realtime_factor": round(realtime_factor(loaded, bars), 1),
-        }
-        max_len = getattr(loaded.model.config, "max_len", None)
-        if max_len is not None:
-            context = min(1000, max_len - 1)
-            deep = step_latency_at_context(loaded, context, steps)
-            row.update({"context": context, "step_ms_p50_at_context": round(deep["p50"], 4),
-                        "step_ms_p99_at_context": round(deep["p99"], 4)})
+        row = model_row(loaded, steps, bars)
         rows.append(row)
         if lstm is None and isinstance(loaded.model.config, LSTMConfig):
             lstm = lstm_baseline(loaded.model.config, steps)
-            lstm["model"] = loaded.meta.name
-            lstm["ours_step_ms_p50"] = round(latency["p50"], 4)
-            lstm["ratio_to_matmul"] = round(latency["p50"] / lstm["matmul_ms_p50"], 2)
-            lstm["speedup_vs_naive"] = round(lstm["naive_step_ms_p50"] / latency["p50"], 2)
+            ours = row["step_ms_p50"]
+            lstm.update({
+                "model": loaded.meta.name, "ours_step_ms_p50": ours,
+                "ours_torch_step_ms_p50": row["torch_step_ms_p50"],
+                "ratio_to_matmul": round(ours / lstm["matmul_ms_p50"], 2),
+                "speedup_vs_naive": round(lstm["naive_step_ms_p50"] / ours, 2),
+            })
     return {"threads": 1, "steps": steps, "models": rows, "lstm_baseline": lstm}
