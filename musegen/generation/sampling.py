@@ -43,10 +43,10 @@ def sample_token(
     numpy, not torch: at one token of ~100-250 logits a torch sampler is dominated by
     per-op dispatch (``torch.multinomial`` alone cost ~50 us here, a whole model step ~120 us).
     """
-    if not allowed.any():
+    scores = np.where(allowed, logits, -np.inf)
+    best = int(scores.argmax())
+    if scores[best] == -np.inf:
         raise ValueError("the grammar allows no token here")
-    scores = np.where(allowed, logits, -np.inf).astype(np.float64)
-    best = int(np.argmax(scores))
     if config.temperature < GREEDY_BELOW:
         return best
     # Shift so the best legal logit is 0: dividing by a tiny temperature then sends the rest
@@ -57,18 +57,17 @@ def sample_token(
         k = min(config.top_k, int(allowed.sum()))
         kth = np.partition(scores, -k)[-k]
         scores[scores < kth] = -np.inf
-    probs = np.exp(scores)  # exp(-inf) = 0: masked and trimmed tokens
-    probs /= probs.sum()
+    probs = np.exp(scores)  # exp(-inf) = 0: masked and trimmed tokens; the best is 1
     if config.top_p < 1.0:
-        probs = _nucleus(probs, config.top_p)
-    cdf = np.cumsum(probs)
+        probs = _nucleus(probs / probs.sum(), config.top_p)
+    cdf = probs.cumsum()
     draw = (rng or np.random.default_rng()).random() * cdf[-1]
-    token = int(np.searchsorted(cdf, draw, side="right"))
+    token = int(cdf.searchsorted(draw, side="right"))
     # draw < cdf[-1] unless it rounds up to it; zero-probability tokens are never landed on
     return token if token < len(cdf) else int(np.flatnonzero(probs)[-1])
 
 
-def _nucleus(probs: NDArray[np.float64], top_p: float) -> NDArray[np.float64]:
+def _nucleus(probs: NDArray[np.floating[Any]], top_p: float) -> NDArray[np.floating[Any]]:
     """Keep the smallest set of most likely tokens whose mass reaches top_p."""
     order = np.argsort(-probs, kind="stable")
     sorted_probs = probs[order]

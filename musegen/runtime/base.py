@@ -5,7 +5,8 @@ Why: at batch 1 these models are small (about 1M parameters), so a torch step is
 per-operator dispatch (about 5-10 us per op, dozens of ops per layer), not by arithmetic. numpy
 calls cost about 1 us, and the weights are folded into step tables once (embedding rows
 projected, biases and condition vectors merged), so a step is a few BLAS calls per layer.
-``musegen bench`` measures both paths in the same run; the engine uses whichever is faster.
+``musegen bench`` measures both paths in the same run; the engine (``BarGenerator``) steps
+this one, the faster for every shipped model.
 
 The torch model stays the reference: training, ``forward`` and the 1e-5 streaming tests use it,
 and each runtime is tested against it. Inputs are int arrays (or CPU tensors) of shape [B];

@@ -11,8 +11,10 @@ Three rewrites make a layer a handful of numpy calls:
 * Residual biases folded into the condition rows (see ``_fold_residual_biases``).
 
 The sigmoid half of each gate is pre-scaled by 1/2 in the weights and conditions, so one tanh
-call serves both halves (``sigmoid(g) = (1 + tanh(g / 2)) / 2``, the last 1/2 folded into the
-output weights). Ring buffers have the torch model's sizes: a step is O(layers).
+call serves both halves: ``2 tanh(f) sigmoid(g) = tanh(f) + tanh(f) tanh(g / 2)``, so the row
+``[tanh(f), tanh(f) tanh(g / 2)]`` times the output weights stacked twice (and halved) is the
+layer's output, with no ``1 +`` op. Ring buffers have the torch model's sizes: a step is
+O(layers).
 """
 
 from __future__ import annotations
@@ -39,10 +41,9 @@ class _LayerViews:
     proj: Array  # [B, k * 2C] x @ [W_current | W_tap0 | ...]
     proj_now: Array  # [B, 2C] view: the current input's contribution
     proj_taps: Array  # [B, (k - 1) * 2C] view: what later steps will read
-    gate: Array  # [B, 2C]
+    gate: Array  # [B, 2C] view into the state's z_all
     tanh_f: Array  # [B, C] view of gate
-    tanh_g: Array  # [B, C] view of gate
-    z: Array  # [B, C] view into the state's row of all gated outputs
+    tanh_g: Array  # [B, C] view of gate: tanh(g / 2), then tanh(f) tanh(g / 2)
 
 
 @dataclass
@@ -51,11 +52,10 @@ class NumpyWaveNetState:
     position: int
     x: Array  # [B, R] the residual stream
     res: Array  # [B, R] one layer's residual output
-    z_all: Array  # [B, L * C] every layer's gated output, for the one skip GEMM
+    z_all: Array  # [B, L * 2C] every layer's gate, activated: the one skip GEMM's input
     skips: Array  # [B, S]
     hidden: Array  # [B, S] the head's hidden layer
     logits: Array  # [B, V]
-    ones: Array  # [B, C]; array operands: numpy's scalar path costs more than the op
 
 
 class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
@@ -87,16 +87,19 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
         # out.weight [R + S, C, 1] -> [C, R + S]; times 1/2 from the sigmoid identity
         out_w = [to_numpy(layer.out.weight.squeeze(-1).t()) * 0.5 for layer in layers]
         out_b = [to_numpy(cast(Tensor, layer.out.bias)) for layer in layers]
-        self.res_w = [np.ascontiguousarray(w[:, :r]) for w in out_w]  # [C, R]
+        # 2 tanh(f) sigmoid(g) = tanh(f) + tanh(f) tanh(g / 2): the layer's activated gate row
+        # [tanh(f), tanh(f) tanh(g / 2)] times the weights stacked twice, [2C, R] and [2C, S]
+        self.res_w = [np.ascontiguousarray(np.vstack([w[:, :r]] * 2)) for w in out_w]
         self._fold_residual_biases([b[:r] for b in out_b])
-        self.skip_w = np.ascontiguousarray(np.concatenate([w[:, r:] for w in out_w]))  # [L*C, S]
+        self.skip_w = np.ascontiguousarray(np.concatenate([np.vstack([w[:, r:]] * 2)
+                                                           for w in out_w]))  # [L * 2C, S]
         self.skip_b = np.sum([b[r:] for b in out_b], axis=0).astype(np.float32)
         head1, head2 = cast(nn.Conv1d, model.head[1]), cast(nn.Conv1d, model.head[3])
         self.head_w1 = to_numpy(head1.weight.squeeze(-1).t())  # [S, S]
         self.head_b1 = to_numpy(cast(Tensor, head1.bias))
         self.head_w2 = to_numpy(head2.weight.squeeze(-1).t())  # [S, V]
         self.head_b2 = to_numpy(cast(Tensor, head2.bias))
-        assert ch * n_layers == self.skip_w.shape[0]
+        assert 2 * ch * n_layers == self.skip_w.shape[0]
 
     def _fold_residual_biases(self, res_b: list[Array]) -> None:
         """Keep the residual stream without its biases: x' = x - B_i, B_i = sum of the biases
@@ -118,19 +121,19 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
         def zeros(*shape: int) -> Array:
             return np.zeros(shape, dtype=np.float32)
 
-        z_all = zeros(b, len(self.dilations) * ch)
+        z_all = zeros(b, len(self.dilations) * 2 * ch)
         layers = []
         for i, dilation in enumerate(self.dilations):
-            proj, gate = zeros(b, k * 2 * ch), zeros(b, 2 * ch)
+            proj, gate = zeros(b, k * 2 * ch), z_all[:, i * 2 * ch : (i + 1) * 2 * ch]
             layers.append(_LayerViews(
                 queue=np.tile(self.queue_start[i], ((k - 1) * dilation, b, 1)), proj=proj,
                 proj_now=proj[:, : 2 * ch], proj_taps=proj[:, 2 * ch :], gate=gate,
-                tanh_f=gate[:, :ch], tanh_g=gate[:, ch:], z=z_all[:, i * ch : (i + 1) * ch],
+                tanh_f=gate[:, :ch], tanh_g=gate[:, ch:],
             ))
         return NumpyWaveNetState(
             layers=layers, position=0, x=zeros(b, self.residual), res=zeros(b, self.residual),
             z_all=z_all, skips=zeros(b, self.skip), hidden=zeros(b, self.skip),
-            logits=zeros(b, self.vocab_size), ones=np.ones((b, ch), np.float32),
+            logits=zeros(b, self.vocab_size),
         )
 
     def step_numpy(
@@ -144,26 +147,26 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
         else:
             np.add(self.token_rows[token], self.cond_in[genre, density], out=x)
             cond = self.cond_layers[genre, density].transpose(1, 0, 2)  # [B, L, 2C] -> [L, B, 2C]
+        one_tap = self.kernel_size == 2
         for i, lv in enumerate(state.layers):
             np.matmul(x, self.conv_w[i], out=lv.proj)  # [B, k * 2C]
             slot = pos % lv.queue.shape[0]
-            self._add_taps(lv, pos, self.dilations[i], slot)
+            if one_tap:  # the tap d steps back: the slot about to be overwritten
+                np.add(lv.proj_now, lv.queue[slot], out=lv.gate)
+            else:
+                self._add_taps(lv, pos, self.dilations[i])
             lv.gate += cond[i]
             lv.queue[slot] = lv.proj_taps  # after reading: this slot held the oldest
             np.tanh(lv.gate, out=lv.gate)
-            lv.tanh_g += state.ones
-            np.multiply(lv.tanh_f, lv.tanh_g, out=lv.z)  # 2 * tanh(f) * sigmoid(g), [B, C]
-            np.matmul(lv.z, self.res_w[i], out=res)
+            lv.tanh_g *= lv.tanh_f  # the gate row is now [tanh(f), tanh(f) tanh(g / 2)]
+            np.matmul(lv.gate, self.res_w[i], out=res)
             x += res  # no bias: see _fold_residual_biases
         state.position = pos + 1
         return self._head(state)
 
-    def _add_taps(self, lv: _LayerViews, pos: int, dilation: int, slot: int) -> None:
+    def _add_taps(self, lv: _LayerViews, pos: int, dilation: int) -> None:
         """gate = the current input's projection + the queued projections of the past taps."""
         k, two_c = self.kernel_size, 2 * self.channels
-        if k == 2:  # one tap, d steps back: the slot about to be overwritten
-            np.add(lv.proj_now, lv.queue[slot], out=lv.gate)
-            return
         np.copyto(lv.gate, lv.proj_now)
         size = lv.queue.shape[0]
         for m in range(k - 1):  # tap m was projected (k - 1 - m) * d steps ago
