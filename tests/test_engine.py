@@ -491,3 +491,32 @@ def test_a_start_wakes_the_dispatcher_at_once_in_real_time() -> None:
         clock.stop()
         thread.join(5.0)
     assert not thread.is_alive()
+
+
+def test_the_first_tick_after_a_midi_start_sends_the_downbeat_at_once() -> None:
+    """After a MIDI Start the downbeat has no time until the run's first tick arrives, and a
+    tick is not a transport event: the dispatcher must not wait out a nap slice for it."""
+    follower = MidiClockFollower()
+    queue = EventQueue()
+    downbeat = ScheduledEvent(0.0, NOTE_ON, 9, 36, 100, "drums", note_id=1)
+    assert queue.push_bar("drums", 0, [downbeat], 4.0, queue.restart()[0]) == "ok"
+    dispatcher = Dispatcher(follower, queue, max_sleep_s=2.0)
+    out = Recorder(time.monotonic)
+    stop_flag = threading.Event()
+    thread = threading.Thread(target=dispatcher.run_forever, args=(out, stop_flag))
+    thread.start()
+    try:
+        follower.feed(START, time.monotonic())
+        time.sleep(0.3)  # started, no tick yet: nothing has a time
+        assert out.sent == []
+        first_tick = time.monotonic()
+        follower.feed(TICK, first_tick)
+        deadline = first_tick + 1.0
+        while not out.ons() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert out.ons() == [downbeat]
+        assert out.sent[0].t - first_tick < 0.1  # a 2 s slice waited out would be >= 1.7 s
+    finally:
+        stop_flag.set()
+        thread.join(5.0)
+    assert not thread.is_alive()

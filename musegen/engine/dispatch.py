@@ -47,6 +47,9 @@ from musegen.engine.queue import EventQueue
 INBOX_LEN = 256  # transport events waiting for the loop; a flood drops the oldest
 # A shorter sleep is not worth a system call (the OS wakes 50-100 us late anyway): spin it.
 MIN_SLEEP_S = 1e-4
+# Started but the run's first tick not in yet: its time is the first step's, and ticks do
+# not wake a nap, so poll in slices this short (only for the moments before that tick).
+FIRST_TICK_POLL_S = 2e-4
 
 
 class Batch(NamedTuple):
@@ -190,6 +193,9 @@ class Dispatcher:
             if self._inbox:
                 self._send(output, self.handle_transport())
             due = self.next_due()
+            if due == math.inf and self._awaiting_first_tick():
+                self._nap(FIRST_TICK_POLL_S)
+                continue
             nap = due - now() - self.spin_s
             if nap > MIN_SLEEP_S:
                 self._nap(min(nap, self.max_sleep_s))
@@ -200,6 +206,11 @@ class Dispatcher:
         offs = self.all_notes_off()
         if offs:
             output.send(offs, now())
+
+    def _awaiting_first_tick(self) -> bool:
+        """Playing, something queued, yet no time for it: a MIDI clock's run that has had
+        its Start and not its first tick (an internal clock always has a time)."""
+        return self.clock.playing and self.queue.peek_beat() != math.inf
 
     def _send(self, output: Output, batches: list[Batch]) -> None:
         for batch in batches:
