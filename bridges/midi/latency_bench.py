@@ -177,7 +177,7 @@ def run_latency_bench(
     period: int = 64,
     parts: Sequence[tuple[str, str, PartControls]] = DEFAULT_PARTS,
     clock_in_callback: bool = True,
-    latency_ms: float = 0.0,
+    latency_ms: float | None = None,
     server: JackServer | None = None,
 ) -> dict[str, Any]:
     """One run on a private jackd (or on `server`, already running and used in this
@@ -185,8 +185,9 @@ def run_latency_bench(
 
     `clock_in_callback=False` queues the clock bytes for MidiInput's consumer thread
     instead of feeding the follower in the rtmidi callback (to compare the two).
-    `latency_ms`: send that much early (python-rtmidi's JACK output lands at the next period
-    start, so half a period early centres the notes on the beat)."""
+    `latency_ms`: send that much early; None: half the server's period (python-rtmidi's JACK
+    output lands at the next period start, so half a period early centres the notes on the
+    beat, what `musegen live --latency-ms` does for a user's JACK setup)."""
     missing = missing_tools()
     if missing:
         raise RuntimeError(f"the latency bench needs the JACK tools: {', '.join(missing)}")
@@ -197,6 +198,8 @@ def run_latency_bench(
         server = start_private_server("musegen-bench", rate=rate, period=period)
         server.use_in_process()
     rate, period = server.rate, server.period
+    if latency_ms is None:
+        latency_ms = round(500.0 * period / rate, 3)
     switch = sys.getswitchinterval()
     try:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -334,8 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--clock-via-queue", action="store_true",
                         help="feed the clock from MidiInput's consumer thread, not the callback")
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="the engine sends this much early (half a JACK period centres it)")
+    parser.add_argument("--latency-ms", type=float,
+                        help="the engine sends this much early (default: half a JACK period, "
+                        "which centres it)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
