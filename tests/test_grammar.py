@@ -147,3 +147,15 @@ def test_a_note_held_past_the_limit_must_be_released_next() -> None:
     grammar.advance(tok.note_off(60))
     grammar.advance(tok.note_off(64))
     assert grammar.allowed()[BAR] and grammar.allowed()[tok.note_on(60)]
+
+
+def test_a_velocity_is_never_followed_by_another() -> None:
+    tok = PerformanceTokenizer()
+    grammar = PerformanceGrammar(tok)
+    grammar.advance(BAR)
+    vel = tok.velocity_ids
+    assert grammar.allowed()[vel.start : vel.stop].all()
+    grammar.advance(vel.start + 3)
+    assert not grammar.allowed()[vel.start : vel.stop].any()
+    grammar.advance(tok.note_on_ids.start + 20)
+    assert grammar.allowed()[vel.start : vel.stop].all()

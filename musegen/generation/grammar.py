@@ -7,7 +7,7 @@ no allocation beyond the mask, cheap beside a model step.
 Drums: BAR, then steps strictly forward inside the bar, each with hits in rising class order,
 each hit followed by exactly one OFFSET.
 Performance: no NOTE_OFF without its NOTE_ON, no re-strike of a sounding pitch, TIME_SHIFT only
-up to the bar line (the BAR token crosses it), bounded polyphony.
+up to the bar line (the BAR token crosses it), bounded polyphony, no VELOCITY right after one.
 """
 
 from __future__ import annotations
@@ -101,6 +101,9 @@ class PerformanceGrammar:
         self.fresh = np.zeros_like(self.sounding)
         self.started = np.zeros(self.sounding.shape, dtype=np.int64)  # onset time per pitch
         self._lo = tokenizer.config.min_pitch
+        # a VELOCITY sets the next notes' loudness: a second one at once says nothing (and a
+        # model stuck on them would fill a bar with tokens that play nothing)
+        self.velocity_set = False
 
     def allowed(self) -> Mask:
         m, t = self._mask, self.tok
@@ -120,11 +123,12 @@ class PerformanceGrammar:
             m[t.note_on_ids.start : t.note_on_ids.stop] = ~pitches
         room = self.bar_units - 1 - self.position  # shifts may reach the last unit, not the line
         m[t.time_shift_ids.start : t.time_shift_ids.start + max(0, room)] = True
-        m[t.velocity_ids.start : t.velocity_ids.stop] = True
+        m[t.velocity_ids.start : t.velocity_ids.stop] = not self.velocity_set
         return m
 
     def advance(self, token: int) -> None:
         kind, value = self.tok.describe(token)
+        self.velocity_set = kind == TokenKind.VELOCITY
         if kind == TokenKind.BAR:
             if self.bars_started:
                 self._bar_start += self.bar_units
