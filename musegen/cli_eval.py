@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from musegen.cli_models import UserError
+from musegen.generation.sampling import DEFAULT_STEERING
 
 
 def add_eval(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,6 +32,9 @@ def add_eval(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--max-windows", type=int, default=1000,
                    help="most windows for the NLL and per split for the classifier")
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--density-steering", type=float, default=DEFAULT_STEERING,
+                   help="density steering strength (0: the model alone; default "
+                   f"{DEFAULT_STEERING})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: bar-by-bar generation is latency-bound; "
@@ -71,7 +75,8 @@ def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     try:
         loaded = load_model(args.model)
-        sampling = SamplingConfig(temperature=args.temperature)
+        sampling = SamplingConfig(temperature=args.temperature,
+                                  density_steering=args.density_steering)
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(str(exc)) from None
     parts = []

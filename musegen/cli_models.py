@@ -8,6 +8,8 @@ import math
 import sys
 from typing import Any
 
+from musegen.generation.sampling import DEFAULT_STEERING
+
 
 class UserError(Exception):
     """A problem with what the user asked for: printed as one line, no traceback."""
@@ -93,6 +95,9 @@ def add_generate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--density", type=float,
                    help="target note onsets per 4/4 bar (drums: all hits)")
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--density-steering", type=float, default=DEFAULT_STEERING,
+                   help="density steering strength (0: the model alone; default "
+                   f"{DEFAULT_STEERING})")
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--bars", type=int, default=8)
@@ -123,7 +128,8 @@ def generate_file(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError(f"--tempo {args.tempo} is outside 20..400 BPM")
     try:
         loaded = load_model(args.model)
-        sampling = SamplingConfig(args.temperature, args.top_k, args.top_p)
+        sampling = SamplingConfig(args.temperature, args.top_k, args.top_p,
+                                  density_steering=args.density_steering)
     except (FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     meta = loaded.meta
@@ -198,9 +204,12 @@ def run_bench_cli(args: argparse.Namespace) -> int:
 
 def add_ship(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("ship", help="copy a training run into models/ with a model card")
-    p.add_argument("run_dir", metavar="RUN", help="training output folder, e.g. runs/drums-lstm")
+    p.add_argument("run_dir", metavar="RUN", help="training output folder, e.g. runs/drums-lstm "
+                   "(or a shipped model's folder, to refresh its card and metrics in place)")
     p.add_argument("--models-dir", default="models", help="where shipped models live")
     p.add_argument("--eval-json", help="output of `musegen eval --json` for the card")
+    p.add_argument("--alone-eval-json",
+                   help="output of `musegen eval --json --density-steering 0` (the model alone)")
     p.add_argument("--bench-json", help="output of `musegen bench --json` for the card")
     p.set_defaults(handler=run_ship)
 
@@ -213,9 +222,10 @@ def run_ship(args: argparse.Namespace) -> int:
 
     name = read_meta(args.run_dir)[0].name
     evaluated = json.loads(Path(args.eval_json).read_text()) if args.eval_json else None
+    alone = json.loads(Path(args.alone_eval_json).read_text()) if args.alone_eval_json else None
     bench_row = None
     if args.bench_json:
         report = json.loads(Path(args.bench_json).read_text())
         bench_row = next((r for r in report["models"] if r["name"] == name), None)
-    print(ship(args.run_dir, args.models_dir, evaluated, bench_row))
+    print(ship(args.run_dir, args.models_dir, evaluated, bench_row, alone))
     return 0

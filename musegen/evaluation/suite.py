@@ -85,6 +85,8 @@ def evaluate(loaded: LoadedModel, data: PreparedDataset, options: EvalOptions) -
     result: dict[str, Any] = {
         "model": loaded.meta.name, "part": loaded.meta.part, "data": data.root,
         "window_bars": window, "genres": list(genres), "density_requests": sweep,
+        "temperature": options.sampling.temperature,
+        "density_steering": options.sampling.density_steering,
         "nll_bits_per_token": nll_bits(loaded, data, window, options.max_windows),
         **density_metrics(streams),
     }

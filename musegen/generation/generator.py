@@ -18,6 +18,7 @@ from musegen.checkpoint import LoadedModel
 from musegen.drum_tokens import BAR, BOS, EOS
 from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
 from musegen.generation.sampling import SamplingConfig, sample_token
+from musegen.generation.steering import DensitySteering
 from musegen.runtime import stepper_for
 from musegen.tokenizer import DrumCodec, PerformanceCodec
 
@@ -39,6 +40,7 @@ class BarGenerator:
         self.sampling = sampling or SamplingConfig()
         self.rng = np.random.default_rng(seed)
         self.grammar = _grammar_for(loaded)
+        self.steering = DensitySteering(self.grammar, self.sampling.density_steering)
         # The numpy runtime of the model: same stream contract, a fraction of the step cost.
         self.stepper = stepper_for(self.model)
         self.state = self.stepper.start_stream(1)
@@ -97,14 +99,17 @@ class BarGenerator:
         """Tokens of one new bar (starting with BAR) under the given controls."""
         genre, density = self._ids(controls)
         self._start(genre, density)
+        self.steering.start_bar(controls.density)
         tokens = [BAR]
         while len(tokens) < MAX_TOKENS_PER_BAR:
             allowed = self.grammar.allowed()  # the grammar's own buffer
             allowed[EOS] = False
             assert self._logits is not None
-            token = sample_token(self._logits, allowed, self.sampling, self.rng)
+            logits = self.steering.steer(self._logits)
+            token = sample_token(logits, allowed, self.sampling, self.rng)
             if token == BAR:
                 break
+            self.steering.advance(token)
             self._feed(token, genre, density)
             tokens.append(token)
         return tokens

@@ -15,6 +15,8 @@ from numpy.typing import NDArray
 # Below this, sampling is argmax: the distribution is one-hot to float32 precision anyway
 # (the logits are float32), and a knob at 0 must not divide by 0.
 GREEDY_BELOW = 1e-4
+# What generation uses unless told otherwise (see generation/steering.py and the model cards).
+DEFAULT_STEERING = 1.0
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class SamplingConfig:
     temperature: float = 1.0
     top_k: int = 0  # 0: off
     top_p: float = 1.0  # 1.0: off
+    # density steering (generation/steering.py): log-odds per onset behind; 0: the model alone
+    density_steering: float = DEFAULT_STEERING
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -30,6 +34,8 @@ class SamplingConfig:
             raise ValueError(f"top_k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.density_steering < 0:
+            raise ValueError(f"density_steering must be >= 0, got {self.density_steering}")
 
 
 def sample_token(

@@ -1,0 +1,99 @@
+"""Density steering: keep a bar's onsets on the requested count while it is being written.
+
+The models are conditioned on the density bin of the bar they write, but a conditioned model
+only leans toward its bin (and a bin is wide). Steering closes the loop inside the bar, as a
+proportional controller in log-odds: with ``deficit(t) = target * (fraction of the bar done
+at t) - onsets so far``, clipped to +-MAX_DEFICIT, the tokens that matter are shifted by
+
+* an onset (drum HIT, NOTE_ON): ``+strength * deficit(now)``: more while behind, fewer while
+  ahead;
+* a move in time (drum STEP s, TIME_SHIFT d): ``-strength * deficit(where it lands)``: a move
+  that would leave the bar behind is held back, one that a busy bar can afford is helped (a
+  STEP brings one hit with it, so it is judged with that hit counted);
+* the bar line: ``-strength * (target - onsets so far)``: ending the bar now leaves out all
+  that is still missing, so a bar the model would close at half time is kept open, and a bar
+  already over its count is let go.
+
+The model still chooses which drum, which pitch and where. ``strength = 0`` is the model
+alone, which the model cards report beside the steered figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from musegen.drum_tokens import BAR
+from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
+
+Logits = npt.NDArray[np.floating[Any]]
+
+# Beyond this many onsets behind or ahead the push stops growing: a bar that cannot catch up
+# (its steps are running out) must not turn into a wall of one token.
+MAX_DEFICIT = 4.0
+
+
+class DensitySteering:
+    def __init__(self, grammar: Grammar, strength: float) -> None:
+        if strength < 0:
+            raise ValueError(f"density steering strength must be >= 0, got {strength}")
+        if isinstance(grammar, DrumGrammar):
+            onsets, moves = grammar.tok.hit_range, grammar.tok.step_range
+            # STEP s lands at the end of step s, carrying one hit
+            self._lands = (np.arange(len(moves)) + 1.0) / grammar.steps_per_bar
+            self._carried = 1.0
+        elif isinstance(grammar, PerformanceGrammar):
+            onsets, moves = grammar.tok.note_on_ids, grammar.tok.time_shift_ids
+            self._lands = np.arange(1.0, len(moves) + 1.0)  # shift i moves i + 1 units
+            self._carried = 0.0
+        else:
+            raise TypeError(f"no onset tokens known for {type(grammar).__name__}")
+        self.grammar = grammar
+        self.strength = strength
+        self.counts = np.zeros(grammar.tok.vocab_size, dtype=bool)  # tokens that are onsets
+        self.counts[onsets.start : onsets.stop] = True
+        self._onsets = slice(onsets.start, onsets.stop)
+        self._moves = slice(moves.start, moves.stop)
+        self.target = 0.0
+        self.onsets = 0
+
+    def start_bar(self, target_onsets: float) -> None:
+        self.target, self.onsets = target_onsets, 0
+
+    def steer(self, logits: Logits) -> Logits:
+        """The logits to sample from now (a new array when shifted; `logits` is not written)."""
+        if self.strength == 0.0:
+            return logits
+        k, target, done = self.strength, self.target, float(self.onsets)
+        shifted = logits.copy()
+        shifted[self._onsets] += k * _clip(target * self._progress() - done)
+        landing = target * self._landing_progress() - done - self._carried
+        shifted[self._moves] -= k * np.clip(landing, -MAX_DEFICIT, MAX_DEFICIT)
+        shifted[BAR] -= k * _clip(target - done)
+        return shifted
+
+    def advance(self, token: int) -> None:
+        """Count `token` (call before the grammar advances past it)."""
+        self.onsets += int(self.counts[token])
+
+    def _progress(self) -> float:
+        """How much of the bar is done, counting the current moment (its onsets are due)."""
+        g = self.grammar
+        if isinstance(g, DrumGrammar):
+            return (g.step + 1) / g.steps_per_bar
+        assert isinstance(g, PerformanceGrammar)
+        return (g.position + 1) / g.bar_units
+
+    def _landing_progress(self) -> npt.NDArray[np.float64]:
+        """For each move token, how much of the bar will be done where it lands."""
+        g = self.grammar
+        if isinstance(g, DrumGrammar):
+            return self._lands
+        assert isinstance(g, PerformanceGrammar)
+        return (g.position + self._lands + 1) / g.bar_units
+
+
+def _clip(deficit: float) -> float:
+    return min(max(deficit, -MAX_DEFICIT), MAX_DEFICIT)

@@ -1,0 +1,71 @@
+"""Density steering: onset logits move with how far the bar is behind or ahead of the request."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from musegen.checkpoint import load_model
+from musegen.drum_tokens import BAR, DrumTokenizer
+from musegen.evaluation.metrics import realised_densities
+from musegen.generation.generator import BarGenerator, Controls
+from musegen.generation.grammar import DrumGrammar, PerformanceGrammar
+from musegen.generation.sampling import SamplingConfig
+from musegen.generation.steering import MAX_DEFICIT, DensitySteering
+from musegen.performance import PerformanceTokenizer
+
+
+def test_drum_tokens_are_shifted_by_the_deficit_they_leave() -> None:
+    tok = DrumTokenizer()
+    grammar = DrumGrammar(tok)
+    steering = DensitySteering(grammar, strength=0.5)
+    logits = np.zeros(tok.vocab_size, dtype=np.float32)
+    grammar.advance(BAR)
+    steering.start_bar(16.0)  # one onset a 16th step
+    for token in (tok.step_token(3), tok.hit_token(0, 4)):  # at step 3 with one hit
+        steering.advance(token)
+        grammar.advance(token)
+    shifted = steering.steer(logits)
+    hit, offset = tok.hit_token(1, 4), tok.offset_range.start
+    assert shifted[hit] == pytest.approx(0.5 * (16 * 4 / 16 - 1))  # 3 behind: more hits
+    # STEP s lands with one more hit at (s + 1) / 16 of the bar: step 4 leaves it 3 behind,
+    # step 1 would be 0 behind (the grammar masks it anyway)
+    assert shifted[tok.step_token(4)] == pytest.approx(-0.5 * (16 * 5 / 16 - 1 - 1))
+    assert shifted[tok.step_token(1)] == pytest.approx(0.0)
+    assert shifted[tok.step_token(15)] == pytest.approx(-0.5 * MAX_DEFICIT)  # capped
+    assert shifted[BAR] == pytest.approx(-0.5 * MAX_DEFICIT)  # 15 short of the bar's 16
+    assert shifted[offset] == 0.0 and logits[hit] == 0.0  # the model's logits left alone
+    steering.start_bar(0.5)  # the same moment under a sparse request: ahead
+    steering.advance(tok.hit_token(0, 4))
+    sparse = steering.steer(logits)
+    assert sparse[hit] < 0 and sparse[tok.step_token(15)] > 0 and sparse[BAR] > 0
+    assert DensitySteering(grammar, strength=0.0).steer(logits) is logits
+
+
+def test_melody_steering_moves_note_ons_time_shifts_and_the_bar_line_only() -> None:
+    tok = PerformanceTokenizer()
+    grammar = PerformanceGrammar(tok)
+    grammar.advance(BAR)
+    steering = DensitySteering(grammar, strength=1.0)
+    steering.start_bar(12.0)
+    shifted = steering.steer(np.zeros(tok.vocab_size, dtype=np.float32))
+    ons, shifts = tok.note_on_ids, tok.time_shift_ids
+    assert (shifted[ons.start : ons.stop] > 0).all()
+    # a longer shift skips more of the bar's due notes: held back more (until the cap)
+    by_length = shifted[shifts.start : shifts.stop]
+    assert (np.diff(by_length) <= 0).all() and by_length[-1] == -MAX_DEFICIT
+    assert shifted[BAR] == -MAX_DEFICIT
+    touched = len(ons) + len(shifts) + 1
+    assert np.count_nonzero(shifted) <= touched
+    with pytest.raises(ValueError, match=">= 0"):
+        DensitySteering(grammar, strength=-1.0)
+
+
+def test_steered_bars_land_near_the_requested_density() -> None:
+    loaded = load_model("drums-lstm")
+    control = loaded.meta.density_control
+    for request in (6.0, 30.0):
+        gen = BarGenerator(loaded, SamplingConfig(density_steering=1.0), seed=4)
+        bars = [gen.next_bar(Controls("funk", request)) for _ in range(8)]
+        realised = realised_densities(loaded.codec, control, bars)
+        assert abs(float(np.median(realised)) - request) <= 0.25 * request, (request, realised)
