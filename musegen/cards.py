@@ -31,6 +31,9 @@ _FAMILY_NAMES = {"lstm": "LSTM", "transformer": "Transformer", "wavenet": "WaveN
 
 # eval output that describes the run rather than measuring the model
 _NOT_METRICS = {"model", "part", "plots", "data"}
+# what steering changes; NLL and the classifier's accuracy on real windows do not depend on it
+MODEL_ALONE_KEYS = ("density_steering", "density_spearman", "density_median_rel_error",
+                    "genre_adherence", "longest_copied_bars", "copied_bar_rate")
 
 
 def ship(
@@ -38,17 +41,24 @@ def ship(
     models_root: str | Path,
     eval_json: dict[str, Any] | None = None,
     bench_row: dict[str, Any] | None = None,
+    alone_json: dict[str, Any] | None = None,
 ) -> Path:
+    """Copy a run into `models_root/NAME` (or refresh a shipped model in place, when `run` is
+    that folder) and write its card; `alone_json` is `musegen eval --density-steering 0`."""
     run = Path(run)
     meta, model_config = read_meta(run)
     dest = Path(models_root) / meta.name
     dest.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS_FILE, TOKENIZER_FILE):
-        shutil.copyfile(run / name, dest / name)
+    if dest.resolve() != run.resolve():
+        for name in (WEIGHTS_FILE, TOKENIZER_FILE):
+            shutil.copyfile(run / name, dest / name)
     config = json.loads((run / CONFIG_FILE).read_text())
     if eval_json:
         measured = {k: v for k, v in eval_json.items() if k not in _NOT_METRICS}
         config["metrics"] = {**config.get("metrics", {}), **measured}
+    if alone_json:
+        config["metrics_model_alone"] = {k: alone_json[k] for k in MODEL_ALONE_KEYS
+                                         if k in alone_json}
     (dest / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     (dest / CARD_FILE).write_text(card_text(config, model_config, bench_row))
     return dest
@@ -87,17 +97,29 @@ def card_text(
         "## Metrics (`musegen eval`, on our validation split)",
         "",
         f"`musegen eval --model {config['name']} --data "
-        + " --data ".join(training.get("data", [])[:1]) + " --json --plots plots/`",
+        + " --data ".join(training.get("data", [])) + " --json --plots plots/`",
+        "",
+        "Generated with the defaults a player gets, density steering included (see "
+        "`musegen/generation/steering.py`); the model alone is below.",
         "",
         *_table({k: v for k, v in config.get("metrics", {}).items() if k != "per_genre"}),
         "",
         *_per_genre(config.get("metrics", {}).get("per_genre", {})),
+        *_model_alone(config.get("metrics_model_alone")),
         "## Speed (`musegen bench`, batch 1, one thread)",
         "",
         *(_table(bench) if bench else ["not measured yet"]),
         "",
     ]
     return "\n".join(lines)
+
+
+def _model_alone(metrics: dict[str, Any] | None) -> list[str]:
+    """The generation metrics with density steering off (`--density-steering 0`)."""
+    if not metrics:
+        return []
+    return ["### The model alone (`--density-steering 0`)", "",
+            *_table({k: v for k, v in metrics.items() if k in MODEL_ALONE_KEYS}), ""]
 
 
 def _family_name(model_config: dict[str, Any]) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import mido
 import pytest
 
+from musegen.cards import ship
 from musegen.checkpoint import load_model, shipped_models
 from musegen.cli import main
 from musegen.paths import models_dir
@@ -54,3 +56,23 @@ def test_each_card_credits_its_data_and_licence(name: str) -> None:
     assert not list((models_dir() / name).glob("*.pt")) and not list(
         (models_dir() / name).glob("*.pkl")
     )
+
+
+def test_ship_refreshes_a_model_in_place_with_both_metric_tables(tmp_path: Path) -> None:
+    folder = tmp_path / "drums-lstm"
+    shutil.copytree(models_dir() / "drums-lstm", folder)
+    weights = (folder / "model.safetensors").read_bytes()
+    steered = {"model": "drums-lstm", "density_steering": 1.0, "density_spearman": 0.99,
+               "genre_adherence": 0.4, "nll_bits_per_token": 2.5}
+    alone = {"density_steering": 0.0, "density_spearman": 0.9, "genre_adherence": 0.5,
+             "nll_bits_per_token": 2.5}
+    bench = {"name": "drums-lstm", "step_ms_p50": 0.12}
+    assert ship(folder, tmp_path, steered, bench, alone) == folder
+    config = json.loads((folder / "config.json").read_text())
+    assert config["metrics"]["density_spearman"] == 0.99 and "model" not in config["metrics"]
+    assert config["metrics_model_alone"] == {"density_steering": 0.0, "density_spearman": 0.9,
+                                             "genre_adherence": 0.5}
+    card = (folder / "card.md").read_text()
+    assert "The model alone" in card and "| density_spearman | 0.9 |" in card
+    assert "| step_ms_p50 | 0.12 |" in card
+    assert (folder / "model.safetensors").read_bytes() == weights
