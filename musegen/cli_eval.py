@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from musegen.cli_models import UserError
-from musegen.generation.sampling import DEFAULT_STEERING
+from musegen.generation.sampling import DEFAULT_GUIDANCE, DEFAULT_STEERING
 
 
 def add_eval(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +35,8 @@ def add_eval(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--density-steering", type=float, default=DEFAULT_STEERING,
                    help="density steering strength (0: the model alone; default "
                    f"{DEFAULT_STEERING})")
+    p.add_argument("--genre-guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help=f"genre guidance weight (0: off; default {DEFAULT_GUIDANCE})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: bar-by-bar generation is latency-bound; "
@@ -76,7 +78,8 @@ def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
     try:
         loaded = load_model(args.model)
         sampling = SamplingConfig(temperature=args.temperature,
-                                  density_steering=args.density_steering)
+                                  density_steering=args.density_steering,
+                                  genre_guidance=args.genre_guidance)
     except (OSError, ValueError, KeyError) as exc:
         raise UserError(str(exc)) from None
     parts = []

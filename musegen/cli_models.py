@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from musegen.generation.sampling import DEFAULT_STEERING
+from musegen.generation.sampling import DEFAULT_GUIDANCE, DEFAULT_STEERING
 
 
 class UserError(Exception):
@@ -98,6 +98,8 @@ def add_generate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--density-steering", type=float, default=DEFAULT_STEERING,
                    help="density steering strength (0: the model alone; default "
                    f"{DEFAULT_STEERING})")
+    p.add_argument("--genre-guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help=f"genre guidance weight (0: off; default {DEFAULT_GUIDANCE})")
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--bars", type=int, default=8)
@@ -129,7 +131,8 @@ def generate_file(args: argparse.Namespace) -> dict[str, Any]:
     try:
         loaded = load_model(args.model)
         sampling = SamplingConfig(args.temperature, args.top_k, args.top_p,
-                                  density_steering=args.density_steering)
+                                  density_steering=args.density_steering,
+                                  genre_guidance=args.genre_guidance)
     except (FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     meta = loaded.meta

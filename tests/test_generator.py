@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from musegen.checkpoint import LoadedModel, ModelMeta
+from musegen.checkpoint import LoadedModel, ModelMeta, load_model
 from musegen.controls import DensityControl, GenreControl
 from musegen.generation.generator import BarGenerator, Controls
+from musegen.generation.sampling import SamplingConfig
 from musegen.models import build_generator, preset
 from musegen.tokenizer import DrumCodec
 
@@ -31,3 +33,20 @@ def test_generation_runs_past_the_transformer_context_without_breaking_the_layou
         expected = gen.model(ids[None, 0], ids[None, 1, 0], ids[None, 2])[0, -1]
     assert gen._logits is not None
     torch.testing.assert_close(torch.from_numpy(gen._logits), expected, atol=1e-4, rtol=0)
+
+
+def test_genre_guidance_samples_from_the_genre_pushed_away_from_the_mean_genre() -> None:
+    loaded = load_model("drums-lstm")
+    weight = 1.5
+    gen = BarGenerator(loaded, SamplingConfig(genre_guidance=weight), seed=2)
+    bars = gen.generate(2, Controls("funk", 20))
+    stepper, funk = gen.stepper, loaded.meta.genre_control.index("funk")
+    rows = []
+    for genre in (funk, loaded.model.config.num_genres):  # one unguided stream per condition
+        state = stepper.start_stream(1)
+        for token, _, density in gen.history:
+            logits = stepper.step_numpy(np.array([token]), np.array([genre]),
+                                        np.array([density]), state).copy()
+        rows.append(logits[0])
+    assert gen._logits is not None and bars
+    np.testing.assert_allclose(gen._logits, rows[0] + weight * (rows[0] - rows[1]), atol=1e-4)

@@ -151,3 +151,17 @@ def test_prefill_leaves_the_stream_where_steps_would(family: str) -> None:
     got = [stepper.step_numpy(tokens[t : t + 1], genres[t : t + 1], density[t : t + 1],
                               filled).copy() for t in range(30, T)]
     np.testing.assert_allclose(np.stack(got), np.stack(expected), atol=1e-5 * scale, rtol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_extra_genre_id_is_the_mean_genre(family: str) -> None:
+    model = make(family)
+    averaged = make(family)  # same seed: same weights, then every genre row set to the mean
+    with torch.no_grad():
+        for emb in (averaged.cond_in.genre, averaged.cond_layers.genre):
+            emb.weight[:] = emb.weight.mean(dim=0, keepdim=True)
+    tokens, _, density = sequences(6)
+    mean_id = torch.full((B, T), GENRES)
+    expected = reference(averaged, tokens, torch.zeros(B, T, dtype=torch.long), density)
+    got = run(compile_streamer(model), tokens, mean_id, density)
+    torch.testing.assert_close(got, expected, atol=1e-5 * float(expected.abs().amax()), rtol=0)

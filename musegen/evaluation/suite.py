@@ -87,6 +87,7 @@ def evaluate(loaded: LoadedModel, data: PreparedDataset, options: EvalOptions) -
         "window_bars": window, "genres": list(genres), "density_requests": sweep,
         "temperature": options.sampling.temperature,
         "density_steering": options.sampling.density_steering,
+        "genre_guidance": options.sampling.genre_guidance,
         "nll_bits_per_token": nll_bits(loaded, data, window, options.max_windows),
         **density_metrics(streams),
     }

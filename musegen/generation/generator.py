@@ -43,14 +43,20 @@ class BarGenerator:
         self.steering = DensitySteering(self.grammar, self.sampling.density_steering)
         # The numpy runtime of the model: same stream contract, a fraction of the step cost.
         self.stepper = stepper_for(self.model)
-        self.state = self.stepper.start_stream(1)
+        # Genre guidance runs a second row conditioned on the mean genre (one more row of a
+        # batch is nearly free at these sizes: the step is bound by weights and calls).
+        self.guidance = self.sampling.genre_guidance
+        self.rows = 2 if self.guidance > 0 else 1
+        self.state = self.stepper.start_stream(self.rows)
         self.max_len: int | None = getattr(self.model.config, "max_len", None)
         self.history: list[tuple[int, int, int]] = []  # (token, genre id, density bin) fed
         self._logits: np.ndarray[Any, Any] | None = None  # the runtime's buffer: read, not kept
         self._started = False
         # Inputs of one step, refilled in place: no array is allocated per token.
-        self._token, self._genre, self._density = (np.zeros(1, dtype=np.int64)
+        self._token, self._genre, self._density = (np.zeros(self.rows, dtype=np.int64)
                                                    for _ in range(3))
+        self._genre[1:] = self.model.config.num_genres  # the runtime's mean genre
+        self._guided = np.zeros(self.stepper.vocab_size, dtype=np.float32)
 
     def _ids(self, controls: Controls) -> tuple[int, int]:
         meta = self.loaded.meta
@@ -67,15 +73,32 @@ class BarGenerator:
 
     def _step_model(self, token: int, genre: int, density: int) -> None:
         self.history.append((token, genre, density))
-        self._token[0], self._genre[0], self._density[0] = token, genre, density
+        self._run_step(token, genre, density)
+
+    def _run_step(self, token: int, genre: int, density: int) -> None:
+        self._token[:], self._genre[0], self._density[:] = token, genre, density
         logits = self.stepper.step_numpy(self._token, self._genre, self._density, self.state)
-        self._logits = logits[0]
+        self._logits = self._combine(logits)
+
+    def _combine(self, logits: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """[rows, V] -> [V]: with guidance, l(genre) + w (l(genre) - l(mean genre))."""
+        if self.rows == 1:
+            row: np.ndarray[Any, Any] = logits[0]
+            return row
+        np.subtract(logits[0], logits[1], out=self._guided)
+        self._guided *= self.guidance
+        self._guided += logits[0]
+        return self._guided
 
     def _restart_with_recent_context(self) -> None:
         """A model with a bounded context keeps its most recent half after a fresh start."""
         keep = self.history[-(self.max_len or 2) // 2 :]
-        self.state = self.stepper.start_stream(1)
+        self.state = self.stepper.start_stream(self.rows)
         self.history = [(BOS, keep[0][1], keep[0][2]), *keep]
+        if self.rows > 1:  # prefill fills one row: step both (the grammar already holds them)
+            for token, genre, density in self.history:
+                self._run_step(token, genre, density)
+            return
         # [T, 3] -> three [T] id arrays; one pass, not T steps (the grammar already holds them)
         tokens, genres, densities = np.array(self.history, dtype=np.int64).T.copy()
         self._logits = self.stepper.prefill(tokens, genres, densities, self.state)[0]

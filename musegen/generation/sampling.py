@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 GREEDY_BELOW = 1e-4
 # What generation uses unless told otherwise (see generation/steering.py and the model cards).
 DEFAULT_STEERING = 1.0
+DEFAULT_GUIDANCE = 0.0
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class SamplingConfig:
     top_p: float = 1.0  # 1.0: off
     # density steering (generation/steering.py): log-odds per onset behind; 0: the model alone
     density_steering: float = DEFAULT_STEERING
+    # genre guidance (generation/generator.py): w in l + w (l - l(mean genre)); 0: off
+    genre_guidance: float = DEFAULT_GUIDANCE
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -36,6 +39,8 @@ class SamplingConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.density_steering < 0:
             raise ValueError(f"density_steering must be >= 0, got {self.density_steering}")
+        if self.genre_guidance < 0:
+            raise ValueError(f"genre_guidance must be >= 0, got {self.genre_guidance}")
 
 
 def sample_token(

@@ -36,6 +36,24 @@ def as_ids(x: Tensor | np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return x.numpy() if isinstance(x, Tensor) else np.asarray(x, dtype=np.int64)
 
 
+def with_mean_genre(table: Array) -> Array:
+    """A per-(genre, ...) table [G, ...] with one more row, index G: the average over genres.
+
+    Every condition enters a model linearly (an embedding row, then matmuls and adds), so the
+    mean of the tables is the table of the mean genre embedding: a "no particular genre"
+    condition, the contrast that genre guidance steers away from (generation/generator.py).
+    """
+    return np.ascontiguousarray(np.concatenate([table, table.mean(axis=0, keepdims=True)]))
+
+
+def condition_table(embedding: Any) -> Array:
+    """A ConditionEmbedding as one table [G + 1, D, dim] (genre row + density row for every
+    pair, plus the mean genre, see `with_mean_genre`)."""
+    genre = to_numpy(embedding.genre.weight)  # [G, dim]
+    density = to_numpy(embedding.density.weight)  # [D, dim]
+    return with_mean_genre(genre[:, None, :] + density[None, :, :])
+
+
 def sigmoid_(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """In-place logistic via tanh: one transcendental call, no overflow for large |x|."""
     x *= 0.5

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from musegen.models.lstm import LSTMGenerator
-from musegen.runtime.base import NumpyStreamer, to_numpy
+from musegen.runtime.base import NumpyStreamer, to_numpy, with_mean_genre
 
 Array = np.ndarray[Any, Any]
 
@@ -60,7 +60,8 @@ class NumpyLSTM(NumpyStreamer[NumpyLSTMState]):
             return np.ascontiguousarray(to_numpy(t)[..., order] * scale)
 
         self.token_rows = gate_cols(tables.token)  # [V, 4H]
-        self.cond = [gate_cols(t) for t in tables.cond]  # per layer [G, D, 4H]
+        # per layer [G + 1, D, 4H]: the last genre is the mean
+        self.cond = [with_mean_genre(gate_cols(t)) for t in tables.cond]
         # weights that read h get 1/2: the state holds 2 h
         self.w_hh0 = gate_cols(tables.w_hh0_t) * 0.5  # [H, 4H]
         self.w_cat = [gate_cols(t) * 0.5 for t in tables.w_cat_t]  # per deeper layer [2H, 4H]

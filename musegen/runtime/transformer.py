@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from musegen.models.transformer import Block, TransformerGenerator, rope_tables
-from musegen.runtime.base import NumpyStreamer, to_numpy
+from musegen.runtime.base import NumpyStreamer, condition_table, to_numpy
 
 Array = np.ndarray[Any, Any]
 
@@ -81,8 +81,8 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
         self.cos = np.tile(to_numpy(cos), 4 * c.heads)
         self.sin = np.tile(to_numpy(sin), 4 * c.heads)
         self.token_rows = to_numpy(model.embed.weight)
-        self.cond_in = _condition_table(model.cond_in)  # [G, D, D]
-        cond = _condition_table(model.cond_layers)
+        self.cond_in = condition_table(model.cond_in)  # [G + 1, D, D]: the last genre is the mean
+        cond = condition_table(model.cond_layers)
         self.cond_layers = np.ascontiguousarray(cond.reshape(*cond.shape[:2], c.layers, -1))
         self.blocks = [self._fold(b) for b in cast("Sequence[Block]", model.blocks)]
         self.final_eps = model.ln_f.eps
@@ -264,10 +264,3 @@ def _fold_norm(norm: nn.LayerNorm, weight: Tensor, bias: Tensor) -> tuple[Array,
     gain, shift = to_numpy(norm.weight), to_numpy(norm.bias)
     w = to_numpy(weight).T  # [in, out]
     return np.ascontiguousarray(w * gain[:, None]), (shift @ w + to_numpy(bias)).astype(np.float32)
-
-
-def _condition_table(embedding: Any) -> Array:
-    """A ConditionEmbedding as one table [G, D, dim]: genre row + density row for every pair."""
-    genre = to_numpy(embedding.genre.weight)  # [G, dim]
-    density = to_numpy(embedding.density.weight)  # [D, dim]
-    return np.ascontiguousarray(genre[:, None, :] + density[None, :, :])

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from musegen.models.wavenet import GatedLayer, WaveNetGenerator
-from musegen.runtime.base import NumpyStreamer, to_numpy
+from musegen.runtime.base import NumpyStreamer, condition_table, to_numpy
 
 Array = np.ndarray[Any, Any]
 
@@ -71,10 +71,10 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
         half = np.ones(2 * ch, dtype=np.float32)
         half[ch:] = 0.5  # sigmoid half of the gate pre-scaled for the tanh identity
         self.token_rows = to_numpy(model.embed.weight)  # [V, R]
-        self.cond_in = _condition_table(model.cond_in)  # [G, D, R]
+        self.cond_in = condition_table(model.cond_in)  # [G + 1, D, R]: the last genre is the mean
         layers = cast("Sequence[GatedLayer]", model.layers)
         conv_bias = to_numpy(torch.stack([cast(Tensor, layer.conv.bias) for layer in layers]))
-        cond = _condition_table(model.cond_layers)
+        cond = condition_table(model.cond_layers)
         # [G, D, L * 2C] -> [G, D, L, 2C], plus each layer's conv bias, gate half scaled
         self.cond_layers = np.ascontiguousarray(
             (cond.reshape(*cond.shape[:2], n_layers, -1) + conv_bias) * half)
@@ -185,10 +185,3 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
         np.matmul(hidden, self.head_w2, out=state.logits)
         state.logits += self.head_b2
         return state.logits
-
-
-def _condition_table(embedding: Any) -> Array:
-    """A ConditionEmbedding as one table [G, D, dim]: genre row + density row for every pair."""
-    genre = to_numpy(embedding.genre.weight)  # [G, dim]
-    density = to_numpy(embedding.density.weight)  # [D, dim]
-    return np.ascontiguousarray(genre[:, None, :] + density[None, :, :])
