@@ -104,3 +104,17 @@ def test_short_run_on_a_real_jack_rig(jack: JackServer) -> None:
     assert 0.0 < engine["cpu_pct"] < 400.0
     # by default the engine sends half a period early: the JACK output lands at a period start
     assert report["latency_ms"] == pytest.approx(500.0 * jack.period / jack.rate, abs=1e-3)
+
+
+def test_the_grid_follows_a_clock_whose_phase_wanders() -> None:
+    """-J also drifts the phase (a random walk): one line through the run would misplace the
+    beats by the drift; the local lines follow it and still average the tick jitter away."""
+    def true_time(k: float) -> float:  # 125 BPM, the phase swinging +-30 ms over 20 s
+        return 2.0 + k * 0.02 + 0.03 * math.sin(2 * math.pi * k * 0.02 / 20.0)
+
+    ticks = [true_time(k) + 0.001 * (-1) ** k for k in range(1000)]
+    grid = fit_grid(ticks)
+    assert grid.jitter_ms > 10.0  # the whole-run line is far off
+    assert grid.local_jitter_ms == pytest.approx(1.0, rel=0.1)
+    for beat in (1.0, 10.0, 20.25, 39.0):  # inside, and at the end of the run
+        assert grid.time_of(beat) == pytest.approx(true_time(beat * 24), abs=2e-4)

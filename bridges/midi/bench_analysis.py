@@ -1,9 +1,13 @@
 """Timing analysis of a `jack_midi_dump -a` recording: the clock's ideal grid, note errors.
 
 The ideal grid is fitted to the clock ticks the dump received (least squares of tick time
-against tick index; beat = index / 24, the first tick after Start being beat 0). Fitting
-over the whole run averages the clock's own jitter (jack_midi_clock -J) away, so a note's
-error is measured against where the beat really was, not against one jittered tick.
+against tick index; beat = index / 24, the first tick after Start being beat 0), locally: a
+beat's time comes from the line through the ticks within `LOCAL_TICKS` of it. That averages
+the clock's own tick-to-tick jitter (jack_midi_clock -J) away, so a note's error is measured
+against where the beat really was, not against one jittered tick; and it follows a clock whose
+phase wanders, which -J also does (a random walk: tens of ms over two minutes, so one line
+through the whole run puts the beat where nobody, the reference client included, hears it).
+The whole-run line still gives the run's tempo and its RMS spread.
 
 A received note_on is matched to the sent note_on of the same key (channel, pitch) whose
 ideal time is nearest; one further away than half a 16th matches nothing. Sent notes that
@@ -22,6 +26,9 @@ from bridges.midi.jack_tools import DumpRecord
 TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
 CLOCK_PPQN = 24
 NOTE_ON_STATUS, NOTE_OFF_STATUS = 0x90, 0x80
+# +-1 beat of ticks: 49 ticks average +-1 ms jitter to +-0.15 ms, yet a wandering phase moves
+# little within two beats
+LOCAL_TICKS = CLOCK_PPQN
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +37,22 @@ class Grid:
     tick_s: float  # seconds per tick
     ticks: int  # ticks fitted
     jitter_ms: float  # RMS of the ticks around the fitted line
+    times: tuple[float, ...] = ()  # every tick, for the local fits (empty: the line only)
+    local_jitter_ms: float = 0.0  # RMS of the ticks around their local lines
 
     @property
     def bpm(self) -> float:
         return 60.0 / (self.tick_s * CLOCK_PPQN)
 
     def time_of(self, beat: float) -> float:
-        return self.t0 + beat * CLOCK_PPQN * self.tick_s
+        """Where `beat` was: on the line through the ticks within LOCAL_TICKS of it."""
+        k = beat * CLOCK_PPQN
+        centre = min(max(round(k), 0), len(self.times) - 1)
+        lo, hi = max(centre - LOCAL_TICKS, 0), min(centre + LOCAL_TICKS + 1, len(self.times))
+        if hi - lo < 2:
+            return self.t0 + k * self.tick_s
+        t0, slope = _line(range(lo, hi), self.times[lo:hi])
+        return t0 + k * slope
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +77,26 @@ def run_ticks(records: Sequence[DumpRecord], rate: int) -> list[float]:
 
 
 def fit_grid(ticks: Sequence[float]) -> Grid:
-    """Least-squares line t = t0 + k * tick_s through the tick times (k = 0, 1, ...)."""
+    """The least-squares line t = t0 + k * tick_s through the tick times (k = 0, 1, ...), and
+    the ticks themselves for the local lines `Grid.time_of` uses."""
     n = len(ticks)
     if n < 2:
         raise ValueError("need at least two clock ticks to fit a grid")
-    k_mean = (n - 1) / 2.0
-    t_mean = math.fsum(ticks) / n
-    sxx = sum((k - k_mean) ** 2 for k in range(n))
-    sxy = math.fsum((k - k_mean) * (t - t_mean) for k, t in enumerate(ticks))
-    slope = sxy / sxx
-    t0 = t_mean - slope * k_mean
+    t0, slope = _line(range(n), ticks)
     rms = math.sqrt(math.fsum((t - t0 - k * slope) ** 2 for k, t in enumerate(ticks)) / n)
-    return Grid(t0, slope, n, rms * 1000.0)
+    grid = Grid(t0, slope, n, rms * 1000.0, tuple(ticks))
+    local = math.sqrt(math.fsum((t - grid.time_of(k / CLOCK_PPQN)) ** 2
+                                for k, t in enumerate(ticks)) / n)
+    return Grid(t0, slope, n, rms * 1000.0, tuple(ticks), local * 1000.0)
+
+
+def _line(ks: Sequence[int], ts: Sequence[float]) -> tuple[float, float]:
+    """Least-squares t = t0 + slope * k."""
+    n = len(ks)
+    k_mean, t_mean = math.fsum(ks) / n, math.fsum(ts) / n
+    sxx = math.fsum((k - k_mean) ** 2 for k in ks)
+    slope = math.fsum((k - k_mean) * (t - t_mean) for k, t in zip(ks, ts, strict=True)) / sxx
+    return t_mean - slope * k_mean, slope
 
 
 def note_ons(records: Iterable[DumpRecord], rate: int, channels: Iterable[int]) -> list[Note]:

@@ -298,7 +298,8 @@ def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
 
 def _clock_report(grid: Grid) -> dict[str, float]:
     return {"ticks": grid.ticks, "bpm_fitted": round(grid.bpm, 4),
-            "tick_jitter_rms_ms": round(grid.jitter_ms, 3)}
+            "tick_jitter_rms_ms": round(grid.jitter_ms, 3),
+            "tick_jitter_local_rms_ms": round(grid.local_jitter_ms, 3)}
 
 
 def run_matrix(bpms: Sequence[float], jitters_pct: Sequence[float],
