@@ -118,3 +118,12 @@ def test_the_grid_follows_a_clock_whose_phase_wanders() -> None:
     assert grid.local_jitter_ms == pytest.approx(1.0, rel=0.1)
     for beat in (1.0, 10.0, 20.25, 39.0):  # inside, and at the end of the run
         assert grid.time_of(beat) == pytest.approx(true_time(beat * 24), abs=2e-4)
+
+
+def test_one_key_sent_twice_at_one_moment_is_two_notes_not_a_double() -> None:
+    grid = fit_grid([k * 0.02 for k in range(100)])
+    sent = [Note(0.5, 0, 60), Note(0.5, 0, 60)]  # a re-strike quantised onto one 16th
+    received = [Note(0.24, 0, 60), Note(0.2405, 0, 60)]
+    matched = match_notes(sent, received, grid)
+    assert (matched.dropped, matched.doubled, matched.unmatched) == (0, 0, 0)
+    assert len(matched.errors_s) == 2

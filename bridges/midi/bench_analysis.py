@@ -10,8 +10,8 @@ through the whole run puts the beat where nobody, the reference client included,
 The whole-run line still gives the run's tempo and its RMS spread.
 
 A received note_on is matched to the sent note_on of the same key (channel, pitch) whose
-ideal time is nearest; one further away than half a 16th matches nothing. Sent notes that
-match nothing were dropped; a sent note matched twice was doubled.
+ideal time is nearest, one not matched yet first; one further away than half a 16th matches
+nothing. Sent notes that match nothing were dropped; a sent note matched twice was doubled.
 """
 
 from __future__ import annotations
@@ -197,9 +197,12 @@ def match_notes(sent_beats: Sequence[Note], received: Sequence[Note], grid: Grid
     beats: list[float] = []
     unmatched = 0
     for note in received:
-        candidates = by_key.get((note.channel, note.pitch), [])
-        best = min(candidates, key=lambda c: abs(note.t - c[0]), default=None)
-        if best is None or abs(note.t - best[0]) > half_step:
+        near = [c for c in by_key.get((note.channel, note.pitch), [])
+                if abs(note.t - c[0]) <= half_step]
+        # a sent note not matched yet first: the same key sent twice at one moment (a
+        # re-struck melody note quantised onto one 16th) is two notes, not one doubled
+        best = min(near, key=lambda c: (hits[c[1]] > 0, abs(note.t - c[0])), default=None)
+        if best is None:
             unmatched += 1
             continue
         hits[best[1]] += 1
