@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -463,11 +464,9 @@ def test_run_forever_sleeps_spins_and_sends_on_time(drums: LoadedModel) -> None:
     assert sounding_after(sent) == {} and rig.dispatcher.sounding == []
 
 
-def test_a_start_wakes_the_dispatcher_at_once_in_real_time() -> None:
-    """Stopped, the dispatcher naps in slices; a Start must cut the nap short, since the first
-    step's notes are due on the very moment of the Start. With a 2 s slice, waiting it out
-    would send the downbeat up to 2 s late."""
-    clock = InternalClock(BPM)
+@contextmanager
+def dispatching(clock: InternalClock | MidiClockFollower) -> Iterator[Recorder]:
+    """A downbeat queued, `run_forever` on its own thread with 2 s nap slices; -> its output."""
     queue = EventQueue()
     downbeat = ScheduledEvent(0.0, NOTE_ON, 9, 36, 100, "drums", note_id=1)
     assert queue.push_bar("drums", 0, [downbeat], 4.0, queue.restart()[0]) == "ok"
@@ -477,46 +476,44 @@ def test_a_start_wakes_the_dispatcher_at_once_in_real_time() -> None:
     thread = threading.Thread(target=dispatcher.run_forever, args=(out, stop_flag))
     thread.start()
     try:
+        yield out
+    finally:
+        stop_flag.set()
+        if clock.playing and isinstance(clock, InternalClock):
+            clock.stop()
+        thread.join(5.0)
+    assert not thread.is_alive()
+
+
+def wait_for_ons(out: Recorder, since: float) -> list[ScheduledEvent]:
+    while not out.ons() and time.monotonic() < since + 1.0:
+        time.sleep(0.001)
+    return out.ons()
+
+
+def test_a_start_wakes_the_dispatcher_at_once_in_real_time() -> None:
+    """Stopped, the dispatcher naps in slices; a Start must cut the nap short, since the first
+    step's notes are due on the very moment of the Start. With a 2 s slice, waiting it out
+    would send the downbeat up to 2 s late."""
+    clock = InternalClock(BPM)
+    with dispatching(clock) as out:
         time.sleep(0.3)  # napping now: nothing is due while stopped
         assert out.sent == []
         started = time.monotonic()
         clock.start(started)
-        deadline = started + 1.0
-        while not out.ons() and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert out.ons() == [downbeat]
+        assert [e.beat for e in wait_for_ons(out, started)] == [0.0]
         assert out.sent[0].t - started < 0.5  # well inside the 2 s slice
-    finally:
-        stop_flag.set()
-        clock.stop()
-        thread.join(5.0)
-    assert not thread.is_alive()
 
 
 def test_the_first_tick_after_a_midi_start_sends_the_downbeat_at_once() -> None:
     """After a MIDI Start the downbeat has no time until the run's first tick arrives, and a
     tick is not a transport event: the dispatcher must not wait out a nap slice for it."""
     follower = MidiClockFollower()
-    queue = EventQueue()
-    downbeat = ScheduledEvent(0.0, NOTE_ON, 9, 36, 100, "drums", note_id=1)
-    assert queue.push_bar("drums", 0, [downbeat], 4.0, queue.restart()[0]) == "ok"
-    dispatcher = Dispatcher(follower, queue, max_sleep_s=2.0)
-    out = Recorder(time.monotonic)
-    stop_flag = threading.Event()
-    thread = threading.Thread(target=dispatcher.run_forever, args=(out, stop_flag))
-    thread.start()
-    try:
+    with dispatching(follower) as out:
         follower.feed(START, time.monotonic())
         time.sleep(0.3)  # started, no tick yet: nothing has a time
         assert out.sent == []
         first_tick = time.monotonic()
         follower.feed(TICK, first_tick)
-        deadline = first_tick + 1.0
-        while not out.ons() and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert out.ons() == [downbeat]
+        assert [e.beat for e in wait_for_ons(out, first_tick)] == [0.0]
         assert out.sent[0].t - first_tick < 0.1  # a 2 s slice waited out would be >= 1.7 s
-    finally:
-        stop_flag.set()
-        thread.join(5.0)
-    assert not thread.is_alive()

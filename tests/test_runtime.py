@@ -13,15 +13,8 @@ from torch import Tensor
 from musegen.checkpoint import load_model
 from musegen.models import Generator, build_generator, preset
 from musegen.runtime import NumpyStreamer, compile_streamer, stepper_for
-
-FAMILIES = ["lstm", "transformer", "wavenet"]
-VOCAB, GENRES, BINS = 30, 4, 6
-B, T = 2, 40
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+from tests.test_models import BINS, FAMILIES, GENRES, VOCAB, B, T
+from tests.test_models import _one_thread as _one_thread  # autouse: one torch thread here too
 
 
 def make(family: str, seed: int = 0, **changes: Any) -> Generator[Any]:
