@@ -56,6 +56,8 @@ class DensitySteering:
         self.counts[onsets.start : onsets.stop] = True
         self._onsets = slice(onsets.start, onsets.stop)
         self._moves = slice(moves.start, moves.stop)
+        self._shifted = np.zeros(grammar.tok.vocab_size, dtype=np.float32)
+        self._landing = np.zeros(len(moves))
         self.target = 0.0
         self.onsets = 0
 
@@ -63,14 +65,20 @@ class DensitySteering:
         self.target, self.onsets = target_onsets, 0
 
     def steer(self, logits: Logits) -> Logits:
-        """The logits to sample from now (a new array when shifted; `logits` is not written)."""
+        """The logits to sample from now: `logits` itself at strength 0, else a buffer of this
+        object (read it before the next call; `logits` is not written)."""
         if self.strength == 0.0:
             return logits
         k, target, done = self.strength, self.target, float(self.onsets)
-        shifted = logits.copy()
+        shifted, landing = self._shifted, self._landing
+        np.copyto(shifted, logits)
         shifted[self._onsets] += k * _clip(target * self._progress() - done)
-        landing = target * self._landing_progress() - done - self._carried
-        shifted[self._moves] -= k * np.clip(landing, -MAX_DEFICIT, MAX_DEFICIT)
+        np.multiply(self._landing_progress(), target, out=landing)
+        landing -= done + self._carried
+        np.minimum(landing, MAX_DEFICIT, out=landing)  # clip in place: np.clip costs more
+        np.maximum(landing, -MAX_DEFICIT, out=landing)
+        landing *= k
+        shifted[self._moves] -= landing
         shifted[BAR] -= k * _clip(target - done)
         return shifted
 

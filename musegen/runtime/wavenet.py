@@ -7,7 +7,7 @@ Three rewrites make a layer a handful of numpy calls:
   arrives, by ``[W_current | W_tap0 | ...]``; the tap projections are queued, so a step reads
   ready-made ``[2C]`` rows (one GEMM per layer, no gather).
 * Skips summed by one GEMM. ``sum_i z_i @ Wskip_i`` is ``[z_1 .. z_L] @ vstack(Wskip_i)``, so
-  each layer writes its gated output into one row and the skip matmul runs once after the stack.
+  each layer writes its gate into one row and the skip matmul runs once after the stack.
 * Residual biases folded into the condition rows (see ``_fold_residual_biases``).
 
 The sigmoid half of each gate is pre-scaled by 1/2 in the weights and conditions, so one tanh
@@ -52,7 +52,9 @@ class NumpyWaveNetState:
     position: int
     x: Array  # [B, R] the residual stream
     res: Array  # [B, R] one layer's residual output
-    z_all: Array  # [B, L * 2C] every layer's gate, activated: the one skip GEMM's input
+    z_all: Array  # [B, L * 2C] every layer's gate, activated
+    z_halves: tuple[Array, Array]  # [B, L, C] views of z_all: tanh(f), tanh(f) tanh(g / 2)
+    z_sum: Array  # [B, L * C] their sum, 2 tanh(f) sigmoid(g): the one skip GEMM's input
     skips: Array  # [B, S]
     hidden: Array  # [B, S] the head's hidden layer
     logits: Array  # [B, V]
@@ -91,15 +93,14 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
         # [tanh(f), tanh(f) tanh(g / 2)] times the weights stacked twice, [2C, R] and [2C, S]
         self.res_w = [np.ascontiguousarray(np.vstack([w[:, :r]] * 2)) for w in out_w]
         self._fold_residual_biases([b[:r] for b in out_b])
-        self.skip_w = np.ascontiguousarray(np.concatenate([np.vstack([w[:, r:]] * 2)
-                                                           for w in out_w]))  # [L * 2C, S]
+        self.skip_w = np.ascontiguousarray(np.concatenate([w[:, r:] for w in out_w]))  # [L*C, S]
         self.skip_b = np.sum([b[r:] for b in out_b], axis=0).astype(np.float32)
         head1, head2 = cast(nn.Conv1d, model.head[1]), cast(nn.Conv1d, model.head[3])
         self.head_w1 = to_numpy(head1.weight.squeeze(-1).t())  # [S, S]
         self.head_b1 = to_numpy(cast(Tensor, head1.bias))
         self.head_w2 = to_numpy(head2.weight.squeeze(-1).t())  # [S, V]
         self.head_b2 = to_numpy(cast(Tensor, head2.bias))
-        assert 2 * ch * n_layers == self.skip_w.shape[0]
+        assert ch * n_layers == self.skip_w.shape[0]
 
     def _fold_residual_biases(self, res_b: list[Array]) -> None:
         """Keep the residual stream without its biases: x' = x - B_i, B_i = sum of the biases
@@ -121,7 +122,9 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
         def zeros(*shape: int) -> Array:
             return np.zeros(shape, dtype=np.float32)
 
-        z_all = zeros(b, len(self.dilations) * 2 * ch)
+        n_layers = len(self.dilations)
+        z_all, z_sum = zeros(b, n_layers * 2 * ch), zeros(b, n_layers * ch)
+        z4 = z_all.reshape(b, n_layers, 2, ch)  # [B, L * 2C] -> [B, L, 2, C]: halves per layer
         layers = []
         for i, dilation in enumerate(self.dilations):
             proj, gate = zeros(b, k * 2 * ch), z_all[:, i * 2 * ch : (i + 1) * 2 * ch]
@@ -132,7 +135,8 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
             ))
         return NumpyWaveNetState(
             layers=layers, position=0, x=zeros(b, self.residual), res=zeros(b, self.residual),
-            z_all=z_all, skips=zeros(b, self.skip), hidden=zeros(b, self.skip),
+            z_all=z_all, z_sum=z_sum, z_halves=(z4[:, :, 0], z4[:, :, 1]),
+            skips=zeros(b, self.skip), hidden=zeros(b, self.skip),
             logits=zeros(b, self.vocab_size),
         )
 
@@ -176,7 +180,9 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
     def _head(self, state: NumpyWaveNetState) -> Array:
         """Skips of all layers in one GEMM, then the 1x1-conv head: -> logits [B, V]."""
         skips, hidden = state.skips, state.hidden
-        np.matmul(state.z_all, self.skip_w, out=skips)
+        # the two halves summed once for all layers: a GEMM over [L * C], not [L * 2C]
+        np.add(*state.z_halves, out=state.z_sum.reshape(state.z_halves[0].shape))
+        np.matmul(state.z_sum, self.skip_w, out=skips)
         skips += self.skip_b
         np.maximum(skips, 0.0, out=skips)
         np.matmul(skips, self.head_w1, out=hidden)
