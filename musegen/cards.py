@@ -119,7 +119,7 @@ def _model_alone(metrics: dict[str, Any] | None) -> list[str]:
     if not metrics:
         return []
     return ["### The model alone (`--density-steering 0`)", "",
-            *_table({k: v for k, v in metrics.items() if k in MODEL_ALONE_KEYS}), ""]
+            *_table(metrics), ""]
 
 
 def _family_name(model_config: dict[str, Any]) -> str:

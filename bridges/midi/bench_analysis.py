@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bridges.midi.jack_tools import DumpRecord
 
@@ -87,7 +87,7 @@ def fit_grid(ticks: Sequence[float]) -> Grid:
     grid = Grid(t0, slope, n, rms * 1000.0, tuple(ticks))
     local = math.sqrt(math.fsum((t - grid.time_of(k / CLOCK_PPQN)) ** 2
                                 for k, t in enumerate(ticks)) / n)
-    return Grid(t0, slope, n, rms * 1000.0, tuple(ticks), local * 1000.0)
+    return replace(grid, local_jitter_ms=local * 1000.0)
 
 
 def _line(ks: Sequence[int], ts: Sequence[float]) -> tuple[float, float]:

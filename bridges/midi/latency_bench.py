@@ -187,7 +187,7 @@ def run_latency_bench(
     instead of feeding the follower in the rtmidi callback (to compare the two).
     `latency_ms`: send that much early; None: half the server's period (python-rtmidi's JACK
     output lands at the next period start, so half a period early centres the notes on the
-    beat, what `musegen live --latency-ms` does for a user's JACK setup)."""
+    beat; a user's JACK setup gets the same with `musegen live --latency-ms`)."""
     missing = missing_tools()
     if missing:
         raise RuntimeError(f"the latency bench needs the JACK tools: {', '.join(missing)}")

@@ -52,8 +52,7 @@ class DensitySteering:
             raise TypeError(f"no onset tokens known for {type(grammar).__name__}")
         self.grammar = grammar
         self.strength = strength
-        self.counts = np.zeros(grammar.tok.vocab_size, dtype=bool)  # tokens that are onsets
-        self.counts[onsets.start : onsets.stop] = True
+        self._onset_ids = onsets
         self._onsets = slice(onsets.start, onsets.stop)
         self._moves = slice(moves.start, moves.stop)
         self._shifted = np.zeros(grammar.tok.vocab_size, dtype=np.float32)
@@ -84,7 +83,7 @@ class DensitySteering:
 
     def advance(self, token: int) -> None:
         """Count `token` (call before the grammar advances past it)."""
-        self.onsets += int(self.counts[token])
+        self.onsets += token in self._onset_ids
 
     def _progress(self) -> float:
         """How much of the bar is done, counting the current moment (its onsets are due)."""

@@ -54,15 +54,6 @@ def condition_table(embedding: Any) -> Array:
     return with_mean_genre(genre[:, None, :] + density[None, :, :])
 
 
-def sigmoid_(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """In-place logistic via tanh: one transcendental call, no overflow for large |x|."""
-    x *= 0.5
-    np.tanh(x, out=x)
-    x += 1.0
-    x *= 0.5
-    return x
-
-
 class NumpyStreamer(ABC, Generic[S]):
     """A compiled, inference-only copy of a generator's streaming path."""
 
