@@ -157,17 +157,25 @@ def test_a_density_change_changes_the_next_bar(page: Page, server: WebServer) ->
     session.set_controls("drums", density=32.0)
 
 
+def key(note: dict[str, Any]) -> tuple[int, float, int]:
+    return note["bar"], round(note["beat"], 5), note["pitch"]
+
+
 def test_two_pages_play_the_same_notes_at_the_same_moments(page: Page, browser: Browser,
                                                            server: WebServer) -> None:
     other = open_page(browser, server.url, viewport={"width": 1000, "height": 800})
-    wait_until(other, "(s => s.length >= 16 && s.at(-1).bar > s[0].bar)"
+    # Eight notes booked from its second bar on: the first notes may have been booked on a
+    # single clock sample.
+    wait_until(other, "(s => s.filter(n => n.bar > s[0].bar).length >= 8)"
                       "(musegenDebug().scheduled)", 15)
-    wait_until(page, "musegenDebug().scheduled.length >= 16", 15)
-    key = lambda n: (n["bar"], round(n["beat"], 5), n["pitch"])  # noqa: E731
-    first = {key(n): n["wall"] for n in debug(page)["scheduled"]}
     joined = debug(other)["scheduled"]
-    # from its second bar on: the first notes may have been booked on a single clock sample
     second = {key(n): n["wall"] for n in joined if n["bar"] > joined[0]["bar"]}
+    # Each page books 150 ms ahead on its own timer: wait until the first page has booked
+    # past the last note the second one had, so it holds all of them.
+    last = joined[-1]
+    wait_until(page, f"musegenDebug().scheduled.some(n => n.bar > {last['bar']} || "
+                     f"(n.bar === {last['bar']} && n.beat > {last['beat']}))", 15)
+    first = {key(n): n["wall"] for n in debug(page)["scheduled"]}
     common = set(first) & set(second)
     assert len(common) >= 8
     worst = max(abs(first[k] - second[k]) for k in common)
