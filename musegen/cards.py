@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from musegen.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_meta
+from musegen.generation.sampling import DEFAULT_STEERING
 from musegen.tokenizer import TOKENIZER_FILE
 
 DATA_CREDITS = {
@@ -42,9 +43,11 @@ def ship(
     eval_json: dict[str, Any] | None = None,
     bench_row: dict[str, Any] | None = None,
     alone_json: dict[str, Any] | None = None,
+    density_steering: float | None = None,
 ) -> Path:
     """Copy a run into `models_root/NAME` (or refresh a shipped model in place, when `run` is
-    that folder) and write its card; `alone_json` is `musegen eval --density-steering 0`."""
+    that folder) and write its card; `alone_json` is `musegen eval --density-steering 0`;
+    `density_steering` becomes the model's default strength (chosen on validation)."""
     run = Path(run)
     meta, model_config = read_meta(run)
     dest = Path(models_root) / meta.name
@@ -59,6 +62,8 @@ def ship(
     if alone_json:
         config["metrics_model_alone"] = {k: alone_json[k] for k in MODEL_ALONE_KEYS
                                          if k in alone_json}
+    if density_steering is not None:
+        config["sampling"] = {**config.get("sampling", {}), "density_steering": density_steering}
     (dest / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     (dest / CARD_FILE).write_text(card_text(config, model_config, bench_row))
     return dest
@@ -100,7 +105,8 @@ def card_text(
         + " --data ".join(training.get("data", [])) + " --json --plots plots/`",
         "",
         "Generated with the defaults a player gets, density steering included (see "
-        "`musegen/generation/steering.py`); the model alone is below.",
+        "`musegen/generation/steering.py`; strength "
+        f"{_steering(config)}); the model alone is below.",
         "",
         *_table({k: v for k, v in config.get("metrics", {}).items() if k != "per_genre"}),
         "",
@@ -112,6 +118,14 @@ def card_text(
         "",
     ]
     return "\n".join(lines)
+
+
+def _steering(config: dict[str, Any]) -> str:
+    own = config.get("sampling", {}).get("density_steering")
+    if own is None:
+        return f"{DEFAULT_STEERING:g}, the default"
+    return (f"{own:g}, this model's default: the smallest of 1, 2 and 3 that met rho >= 0.9 "
+            "and a median error <= 20 % on the validation split")
 
 
 def _model_alone(metrics: dict[str, Any] | None) -> list[str]:

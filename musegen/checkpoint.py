@@ -37,6 +37,9 @@ class ModelMeta:
     version: str = "0.1.0"
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    # generation defaults chosen for this model on the validation split (its card says how),
+    # e.g. {"density_steering": 3.0}; what a caller sets explicitly wins
+    sampling: dict[str, float] = field(default_factory=dict)
 
     @property
     def genre_control(self) -> GenreControl:
@@ -75,7 +78,8 @@ def save_model(
         "name": meta.name, "version": meta.version, "part": meta.part,
         "genres": list(meta.genres), "density_edges": list(meta.density_edges),
         "density_range": list(meta.density_range), "metrics": meta.metrics,
-        "training": meta.training, "model": config_to_dict(model.config),
+        "training": meta.training, "sampling": meta.sampling,
+        "model": config_to_dict(model.config),
     }
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     return folder
@@ -88,6 +92,7 @@ def read_meta(folder: str | os.PathLike[str]) -> tuple[ModelMeta, dict[str, Any]
         raw["name"], raw["part"], tuple(raw["genres"]), tuple(raw["density_edges"]),
         (float(raw["density_range"][0]), float(raw["density_range"][1])),
         raw.get("version", "0.1.0"), raw.get("metrics", {}), raw.get("training", {}),
+        {k: float(v) for k, v in raw.get("sampling", {}).items()},
     )
     return meta, raw["model"]
 

@@ -32,9 +32,9 @@ def add_eval(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--max-windows", type=int, default=1000,
                    help="most windows for the NLL and per split for the classifier")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--density-steering", type=float, default=DEFAULT_STEERING,
-                   help="density steering strength (0: the model alone; default "
-                   f"{DEFAULT_STEERING})")
+    p.add_argument("--density-steering", type=float, default=None,
+                   help="density steering strength (0: the model alone; default: the "
+                   f"model's, from its card, else {DEFAULT_STEERING})")
     p.add_argument("--genre-guidance", type=float, default=DEFAULT_GUIDANCE,
                    help=f"genre guidance weight (0: off; default {DEFAULT_GUIDANCE})")
     p.add_argument("--seed", type=int, default=0)

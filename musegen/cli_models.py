@@ -95,9 +95,9 @@ def add_generate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--density", type=float,
                    help="target note onsets per 4/4 bar (drums: all hits)")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--density-steering", type=float, default=DEFAULT_STEERING,
-                   help="density steering strength (0: the model alone; default "
-                   f"{DEFAULT_STEERING})")
+    p.add_argument("--density-steering", type=float, default=None,
+                   help="density steering strength (0: the model alone; default: the "
+                   f"model's, from its card, else {DEFAULT_STEERING})")
     p.add_argument("--genre-guidance", type=float, default=DEFAULT_GUIDANCE,
                    help=f"genre guidance weight (0: off; default {DEFAULT_GUIDANCE})")
     p.add_argument("--top-k", type=int, default=0)
@@ -214,6 +214,8 @@ def add_ship(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--alone-eval-json",
                    help="output of `musegen eval --json --density-steering 0` (the model alone)")
     p.add_argument("--bench-json", help="output of `musegen bench --json` for the card")
+    p.add_argument("--density-steering", type=float,
+                   help="record this as the model's default steering strength")
     p.set_defaults(handler=run_ship)
 
 
@@ -230,5 +232,6 @@ def run_ship(args: argparse.Namespace) -> int:
     if args.bench_json:
         report = json.loads(Path(args.bench_json).read_text())
         bench_row = next((r for r in report["models"] if r["name"] == name), None)
-    print(ship(args.run_dir, args.models_dir, evaluated, bench_row, alone))
+    print(ship(args.run_dir, args.models_dir, evaluated, bench_row, alone,
+               args.density_steering))
     return 0

@@ -76,3 +76,11 @@ def test_ship_refreshes_a_model_in_place_with_both_metric_tables(tmp_path: Path)
     assert "The model alone" in card and "| density_spearman | 0.9 |" in card
     assert "| step_ms_p50 | 0.12 |" in card
     assert (folder / "model.safetensors").read_bytes() == weights
+
+
+def test_ship_records_a_default_steering_that_loading_and_the_card_carry(tmp_path: Path) -> None:
+    folder = tmp_path / "drums-lstm"
+    shutil.copytree(models_dir() / "drums-lstm", folder)
+    ship(folder, tmp_path, density_steering=2.5)
+    assert load_model(folder).meta.sampling == {"density_steering": 2.5}
+    assert "strength 2.5, this model's default" in (folder / "card.md").read_text()

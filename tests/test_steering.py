@@ -69,3 +69,12 @@ def test_steered_bars_land_near_the_requested_density() -> None:
         bars = [gen.next_bar(Controls("funk", request)) for _ in range(8)]
         realised = realised_densities(loaded.codec, control, bars)
         assert abs(float(np.median(realised)) - request) <= 0.25 * request, (request, realised)
+
+
+def test_the_models_own_steering_is_the_default_and_an_explicit_one_wins() -> None:
+    loaded = load_model("drums-lstm")
+    loaded.meta.sampling = {"density_steering": 2.5}
+    assert BarGenerator(loaded).steering.strength == 2.5
+    assert BarGenerator(loaded, SamplingConfig(density_steering=0.0)).steering.strength == 0.0
+    loaded.meta.sampling = {}
+    assert BarGenerator(loaded).steering.strength == 1.0  # DEFAULT_STEERING

@@ -32,7 +32,7 @@ from musegen.evaluation.metrics import (
     spearman,
 )
 from musegen.generation.generator import BarGenerator, Controls
-from musegen.generation.sampling import SamplingConfig
+from musegen.generation.sampling import SamplingConfig, steering_strength
 from musegen.score import Score
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def evaluate(loaded: LoadedModel, data: PreparedDataset, options: EvalOptions) -
         "model": loaded.meta.name, "part": loaded.meta.part, "data": data.root,
         "window_bars": window, "genres": list(genres), "density_requests": sweep,
         "temperature": options.sampling.temperature,
-        "density_steering": options.sampling.density_steering,
+        "density_steering": steering_strength(options.sampling, loaded.meta.sampling),
         "genre_guidance": options.sampling.genre_guidance,
         "nll_bits_per_token": nll_bits(loaded, data, window, options.max_windows),
         **density_metrics(streams),

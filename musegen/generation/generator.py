@@ -17,7 +17,7 @@ import numpy as np
 from musegen.checkpoint import LoadedModel
 from musegen.drum_tokens import BAR, BOS, EOS
 from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
-from musegen.generation.sampling import SamplingConfig, sample_token
+from musegen.generation.sampling import SamplingConfig, sample_token, steering_strength
 from musegen.generation.steering import DensitySteering
 from musegen.runtime import stepper_for
 from musegen.tokenizer import DrumCodec, PerformanceCodec
@@ -40,7 +40,8 @@ class BarGenerator:
         self.sampling = sampling or SamplingConfig()
         self.rng = np.random.default_rng(seed)
         self.grammar = _grammar_for(loaded)
-        self.steering = DensitySteering(self.grammar, self.sampling.density_steering)
+        self.steering = DensitySteering(self.grammar,
+                                        steering_strength(self.sampling, loaded.meta.sampling))
         # The numpy runtime of the model: same stream contract, a fraction of the step cost.
         self.stepper = stepper_for(self.model)
         # Genre guidance runs a second batch row conditioned on the mean genre (it costs about

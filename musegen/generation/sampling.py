@@ -6,6 +6,7 @@ token; top-k and top-p then trim the tail of what is legal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,9 @@ class SamplingConfig:
     temperature: float = 1.0
     top_k: int = 0  # 0: off
     top_p: float = 1.0  # 1.0: off
-    # density steering (generation/steering.py): log-odds per onset behind; 0: the model alone
-    density_steering: float = DEFAULT_STEERING
+    # density steering (generation/steering.py): log-odds per onset behind; 0: the model
+    # alone; None: the model's own default (its config's "sampling"), else DEFAULT_STEERING
+    density_steering: float | None = None
     # genre guidance (generation/generator.py): w in l + w (l - l(mean genre)); 0: off
     genre_guidance: float = DEFAULT_GUIDANCE
 
@@ -37,10 +39,17 @@ class SamplingConfig:
             raise ValueError(f"top_k must be >= 0, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.density_steering < 0:
+        if self.density_steering is not None and self.density_steering < 0:
             raise ValueError(f"density_steering must be >= 0, got {self.density_steering}")
         if self.genre_guidance < 0:
             raise ValueError(f"genre_guidance must be >= 0, got {self.genre_guidance}")
+
+
+def steering_strength(config: SamplingConfig, model_defaults: Mapping[str, float]) -> float:
+    """The density steering to use: the caller's, else the model's default, else ours."""
+    if config.density_steering is not None:
+        return config.density_steering
+    return float(model_defaults.get("density_steering", DEFAULT_STEERING))
 
 
 def sample_token(
