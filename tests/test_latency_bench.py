@@ -102,6 +102,7 @@ def test_short_run_on_a_real_jack_rig(jack: JackServer) -> None:
     for side in (engine, reference):  # tolerant: a 16th is 125 ms, a JACK period 1.3 ms
         assert 0.0 <= side["p50_ms"] <= side["p99_ms"] <= side["max_ms"] < 62.5
     assert 0.0 < engine["cpu_pct"] < 400.0
+    assert isinstance(engine["tempo_changes"], int)  # what the follower made of the clock
     # by default the engine sends half a period early: the JACK output lands at a period start
     assert report["latency_ms"] == pytest.approx(500.0 * jack.period / jack.rate, abs=1e-3)
 
