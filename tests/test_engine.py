@@ -517,3 +517,40 @@ def test_the_first_tick_after_a_midi_start_sends_the_downbeat_at_once() -> None:
         follower.feed(TICK, first_tick)
         assert [e.beat for e in wait_for_ons(out, first_tick)] == [0.0]
         assert out.sent[0].t - first_tick < 0.1  # a 2 s slice waited out would be >= 1.7 s
+
+
+def test_on_a_stepping_clock_the_spin_naps_and_sends_at_the_first_step_past_due(
+        drums: LoadedModel) -> None:
+    """JACK's frame clock (bridges/midi/jack_time.py) only moves at a cycle start: the
+    dispatcher's spin may nap `spin_sleep_s` between looks, and each moment goes out at the
+    first step at or after its due time, never before it."""
+    step = 64 / 48000  # a JACK period
+    ft = FakeTime()
+    stepping = lambda: math.floor(ft.t / step) * step  # noqa: E731
+    clock = InternalClock(BPM, now=stepping)
+    queue = EventQueue()
+    part = Part("drums", drums, PartControls("rock", 16.0, humanize=0.0), seed=3)
+    worker = GenerationWorker([part], clock, queue, now=stepping)
+    dispatcher = Dispatcher(clock, queue, now=stepping, sleep=ft.sleep, spin_sleep_s=1e-4)
+    out = Recorder(stepping)
+    naps: list[float] = []
+    stop_flag = threading.Event()
+
+    def cue(t: float) -> None:
+        naps.append(round(t - cue.last, 9))  # type: ignore[attr-defined]
+        cue.last = t  # type: ignore[attr-defined]
+        worker.step()
+        if t >= 2.0:
+            stop_flag.set()
+
+    cue.last = 0.0  # type: ignore[attr-defined]
+    worker.fill_until(0.0)
+    clock.start(t=0.0)
+    ft.on_sleep = cue
+    dispatcher.run_forever(out, stop_flag)
+    played = [s for s in out.sent if s.event.kind == NOTE_ON]
+    assert len(played) >= 8
+    for s in played:
+        assert s.at <= s.t < s.at + step + 1e-9  # at the first step at or past due
+        assert abs(s.t / step - round(s.t / step)) < 1e-6  # a step of the clock
+    assert 1e-4 in naps  # the spin napped instead of spinning

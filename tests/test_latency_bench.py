@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -16,6 +17,7 @@ from bridges.midi.bench_analysis import (
     run_ticks,
     stop_release,
 )
+from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.jack_tools import DumpRecord, JackServer
 from bridges.midi.latency_bench import jitter_pct_for, run_latency_bench
 
@@ -102,9 +104,29 @@ def test_short_run_on_a_real_jack_rig(jack: JackServer) -> None:
     for side in (engine, reference):  # tolerant: a 16th is 125 ms, a JACK period 1.3 ms
         assert 0.0 <= side["p50_ms"] <= side["p99_ms"] <= side["max_ms"] < 62.5
     assert 0.0 < engine["cpu_pct"] < 400.0
-    assert isinstance(engine["tempo_changes"], int)  # what the follower made of the clock
-    # by default the engine sends half a period early: the JACK output lands at a period start
-    assert report["latency_ms"] == pytest.approx(500.0 * jack.period / jack.rate, abs=1e-3)
+    # on JACK's frame clock a steady master is steady: on the system clock the rig's late
+    # cycles read as tempo steps, about 50 a minute
+    assert report["timebase"] == "jack" and engine["tempo_changes"] <= 2
+    # by default the engine sends one period early on JACK time (the output lands at the
+    # start of the period after the send)
+    assert report["latency_ms"] == pytest.approx(1000.0 * jack.period / jack.rate, abs=1e-3)
+
+
+def test_the_jack_frame_clock_steps_one_period_at_a_time_at_the_servers_rate(
+        jack: JackServer) -> None:
+    with JackFrameClock(jack.name) as frames:
+        assert (frames.rate, frames.period_frames) == (jack.rate, jack.period)
+        first, started = frames.frames(), time.monotonic()
+        seen = set()
+        while time.monotonic() - started < 1.0:
+            seen.add(frames.frames())
+            time.sleep(0.0003)
+        elapsed = (frames.frames() - first) / frames.rate
+        assert elapsed == pytest.approx(time.monotonic() - started, abs=0.05)
+        assert len(seen) > 100 and all((f - first) % jack.period == 0 for f in seen)
+        assert frames.restamp(123.0) == pytest.approx(frames.now(), abs=2 * frames.period_s)
+    with pytest.raises(RuntimeError, match="closed"):
+        frames.now()
 
 
 def test_the_grid_follows_a_clock_whose_phase_wanders() -> None:

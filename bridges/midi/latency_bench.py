@@ -6,18 +6,20 @@
     jack_midi_dump -a  <-- the clock, "musegen out", "ref out"  (one time base: JACK frames)
 
 The private jackd runs the dummy driver at 48 kHz with 64-frame periods (1.33 ms). The
-ideal grid is a least-squares line through the clock ticks the dump received (beat = tick
-/ 24), so jitter added by -J is averaged out of the reference. For every note_on the engine
-sent, the error is its arrival time minus its beat's time on that grid; the same for the
-reference client (bridges/midi/reference_client.py), which answers every sixth tick at once
-and so measures the rig's floor in the same run. Reported per side: p50/p99/max of the
-absolute error and the signed mean (in ms), dropped/doubled notes, notes left hanging,
-and for the engine its process CPU over the run (% of one core, `time.process_time`) and
-`tempo_changes`, the steps its clock follower detected. On the dummy-driver rig that count is
-large even without -J (49 and 61 in two 60 s runs at 120 BPM): the master's ticks, read on
-the system clock, jump in phase by a millisecond or two, and each jump is a real step the
-follower has to take (a less sensitive detector, drift 2.5 and alarm 8, halved the count and
-put the engine's p99 at 6.8 ms instead of 1.7).
+engine runs on JACK's frame counter (`timebase="jack"`, bridges/midi/jack_time.py) or, to
+compare, on CLOCK_MONOTONIC (`"system"`, what `musegen live` still uses). The ideal grid is
+a least-squares line through the clock ticks the dump received (beat = tick / 24), so jitter
+added by -J is averaged out of the reference. For every note_on the engine sent, the error
+is its arrival time minus its beat's time on that grid; the same for the reference client
+(bridges/midi/reference_client.py), which answers every sixth tick at once and so measures
+the rig's floor in the same run. Reported per side: p50/p99/max of the absolute error and
+the signed mean (in ms), dropped/doubled notes, notes left hanging, and for the engine its
+process CPU over the run (% of one core, `time.process_time`) and `tempo_changes`, the steps
+its clock follower detected. On the dummy-driver rig that count is large even without -J (49
+and 61 in two 60 s runs at 120 BPM): the master's ticks, read on the system clock, jump in
+phase by a millisecond or two, and each jump is a real step the follower has to take (a less
+sensitive detector, drift 2.5 and alarm 8, halved the count and put the engine's p99 at 6.8
+ms instead of 1.7). On JACK's frame counter the same master gives 0 to 2 in 120 s.
 
 Parts play with humanize 0, so every onset is on a 16th. `jitter_ms` is converted to
 jack_midi_clock's -J percentage (0..20) assuming -J p moves each tick by up to p/2 % of a
@@ -32,6 +34,7 @@ what the dump actually received, rather than the nominal `jitter_ms`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import logging
@@ -39,9 +42,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from bridges.midi.bench_analysis import (
     Grid,
@@ -55,6 +58,7 @@ from bridges.midi.bench_analysis import (
     stop_release,
 )
 from bridges.midi.input import MidiInput
+from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.jack_tools import (
     JackMidiClock,
     JackServer,
@@ -82,6 +86,17 @@ from musegen.engine import (
 )
 
 logger = logging.getLogger(__name__)
+
+Timebase = Literal["jack", "system"]
+# How early to send, in JACK periods, so notes land centred on the beat (python-rtmidi's JACK
+# output lands at the start of the period after the send):
+# - system clock: ticks are stamped when the callback runs, half a period after the tick's
+#   frame on average, so half a period early centres;
+# - JACK frames: ticks are stamped with the start of the cycle the pump read them in, and the
+#   dispatcher sends once the cycle before the note's has begun; one period early measured
+#   centred (mean error +0.07 to +0.11 ms at 120 BPM).
+JACK_SPIN_SLEEP_S = 1e-4
+DEFAULT_LATENCY_PERIODS: dict[str, float] = {"system": 0.5, "jack": 1.0}
 
 CLOCK_PPQN = 24
 MAX_JITTER_PCT = 20.0
@@ -127,7 +142,9 @@ class _Engine:
 
     @classmethod
     def build(cls, bpm: float, parts: Sequence[tuple[str, str, PartControls]],
-              clock_in_callback: bool = True, latency_ms: float = 0.0) -> _Engine:
+              clock_in_callback: bool = True, latency_ms: float = 0.0,
+              now: Callable[[], float] = time.monotonic,
+              to_timebase: Callable[[float], float] | None = None) -> _Engine:
         made = [Part(name, load_model(model), controls, seed=i)
                 for i, (name, model, controls) in enumerate(parts)]
         ports = open_ports("jack")
@@ -135,13 +152,17 @@ class _Engine:
         # "hold": a stall of the shared machine longer than the loss timeout (4 ticks) must
         # not stop the engine for the rest of the run; losses are counted in the report
         follower = MidiClockFollower(bpm, on_loss="hold")
-        midi_in = MidiInput(follower, clock_in_callback=clock_in_callback)
-        ports.input.set_callback(midi_in.callback)
+        midi_in = MidiInput(follower, now=now, clock_in_callback=clock_in_callback)
+        ports.input.set_callback(midi_in.callback if to_timebase is None
+                                 else _converted(midi_in.callback, to_timebase))
         if not clock_in_callback:
             midi_in.start()  # the consumer thread feeds the follower instead
         queue = EventQueue()
-        worker = GenerationWorker(made, follower, queue)
-        dispatcher = Dispatcher(follower, queue, latency_ms=latency_ms)
+        worker = GenerationWorker(made, follower, queue, now=now)
+        # on JACK's stepping clock the spin can nap: the clock only passes a moment at a
+        # cycle start, and the send has the whole next cycle to get into the ring buffer
+        dispatcher = Dispatcher(follower, queue, latency_ms=latency_ms, now=now,
+                                spin_sleep_s=0.0 if to_timebase is None else JACK_SPIN_SLEEP_S)
         engine = cls(ports, follower, midi_in, worker, dispatcher,
                      _Recorder(MidiPortOutput(ports.output)))
         follower.add_listener(engine._on_transport)
@@ -172,6 +193,15 @@ class _Engine:
         gc.unfreeze()
 
 
+def _converted(callback: Callable[[tuple[Sequence[int], float], object], None],
+               to_timebase: Callable[[float], float]
+               ) -> Callable[[tuple[Sequence[int], float], object], None]:
+    """The input pump stamps arrivals on CLOCK_MONOTONIC: restamp them on the engine's clock."""
+    def restamped(event: tuple[Sequence[int], float], data: object) -> None:
+        callback((event[0], to_timebase(event[1])), data)
+    return restamped
+
+
 def run_latency_bench(
     bpm: float = 120.0,
     jitter_ms: float = 0.0,
@@ -184,15 +214,18 @@ def run_latency_bench(
     clock_in_callback: bool = True,
     latency_ms: float | None = None,
     server: JackServer | None = None,
+    timebase: Timebase = "jack",
 ) -> dict[str, Any]:
     """One run on a private jackd (or on `server`, already running and used in this
     process); returns the report (see the module docstring).
 
     `clock_in_callback=False` queues the clock bytes for MidiInput's consumer thread
     instead of feeding the follower in the rtmidi callback (to compare the two).
-    `latency_ms`: send that much early; None: half the server's period (python-rtmidi's JACK
-    output lands at the next period start, so half a period early centres the notes on the
-    beat; a user's JACK setup gets the same with `musegen live --latency-ms`)."""
+    `timebase`: "jack" runs the engine on JACK's frame counter (bridges/midi/jack_time.py),
+    "system" on CLOCK_MONOTONIC.
+    `latency_ms`: send that much early; None: what centres the notes on the beat, which
+    `DEFAULT_LATENCY_PERIODS` gives per time base (python-rtmidi's JACK output lands at the
+    start of the next period)."""
     missing = missing_tools()
     if missing:
         raise RuntimeError(f"the latency bench needs the JACK tools: {', '.join(missing)}")
@@ -204,11 +237,12 @@ def run_latency_bench(
         server.use_in_process()
     rate, period = server.rate, server.period
     if latency_ms is None:
-        latency_ms = round(500.0 * period / rate, 3)
+        latency_ms = round(1000.0 * DEFAULT_LATENCY_PERIODS[timebase] * period / rate, 3)
     switch = sys.getswitchinterval()
     try:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        report = _run(server, bpm, pct, seconds, parts, clock_in_callback, latency_ms)
+        report = _run(server, bpm, pct, seconds, parts, clock_in_callback, latency_ms,
+                      timebase)
     finally:
         sys.setswitchinterval(switch)
         if own:
@@ -217,15 +251,32 @@ def run_latency_bench(
     report.update(bpm=bpm, jitter_pct=round(pct, 3), seconds=seconds,
                   jitter_ms=round(pct / 200.0 * period_ms, 3), rate=rate, period_frames=period,
                   period_ms=round(1000.0 * period / rate, 3),
-                  clock_in_callback=clock_in_callback, latency_ms=latency_ms)
+                  clock_in_callback=clock_in_callback, latency_ms=latency_ms,
+                  timebase=timebase)
     return report
 
 
 def _run(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
          parts: Sequence[tuple[str, str, PartControls]],
-         clock_in_callback: bool, latency_ms: float = 0.0) -> dict[str, Any]:
+         clock_in_callback: bool, latency_ms: float = 0.0,
+         timebase: Timebase = "jack") -> dict[str, Any]:
+    with contextlib.ExitStack() as stack:
+        now: Callable[[], float] = time.monotonic
+        if timebase == "jack":
+            frames = stack.enter_context(JackFrameClock(server.name))
+            now, to_timebase = frames.now, frames.restamp
+            return _run_on(server, bpm, jitter_pct, seconds, parts, clock_in_callback,
+                           latency_ms, now, to_timebase)
+        return _run_on(server, bpm, jitter_pct, seconds, parts, clock_in_callback, latency_ms,
+                       now, None)
+
+
+def _run_on(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
+            parts: Sequence[tuple[str, str, PartControls]], clock_in_callback: bool,
+            latency_ms: float, now: Callable[[], float],
+            to_timebase: Callable[[float], float] | None) -> dict[str, Any]:
     env = server.env
-    engine = _Engine.build(bpm, parts, clock_in_callback, latency_ms)
+    engine = _Engine.build(bpm, parts, clock_in_callback, latency_ms, now, to_timebase)
     transport = JackTransport(env)
     clock = JackMidiClock(env, bpm, jitter_pct=jitter_pct)
     reference = subprocess.Popen([sys.executable, "-m", "bridges.midi.reference_client",
