@@ -123,6 +123,10 @@ class JackControl:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def handle(self) -> int:
+        """The open client, for other libjack calls on it (raises once closed)."""
+        return self._handle()
+
     def _handle(self) -> int:
         if self._client is None:
             raise RuntimeError("the JACK control client is closed")

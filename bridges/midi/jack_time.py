@@ -29,7 +29,7 @@ import ctypes.util
 import threading
 from typing import Any
 
-from bridges.midi.jack_control import JACK_NO_START_SERVER, JACK_SERVER_NAME
+from bridges.midi.jack_control import JackControl
 
 FRAMES_WRAP = 1 << 32  # jack_nframes_t is 32 bits: 24.9 hours at 48 kHz
 
@@ -37,8 +37,6 @@ FRAMES_WRAP = 1 << 32  # jack_nframes_t is 32 bits: 24.9 hours at 48 kHz
 def _lib() -> Any:
     path = ctypes.util.find_library("jack") or "libjack.so.0"
     lib = ctypes.PyDLL(path)
-    lib.jack_client_open.restype = ctypes.c_void_p
-    lib.jack_client_close.argtypes = [ctypes.c_void_p]
     lib.jack_last_frame_time.restype = ctypes.c_uint32
     lib.jack_last_frame_time.argtypes = [ctypes.c_void_p]
     lib.jack_get_sample_rate.restype = ctypes.c_uint32
@@ -51,18 +49,10 @@ def _lib() -> Any:
 class JackFrameClock:
     """`now()`: seconds of JACK frames at the start of the current cycle; a context manager."""
 
-    def __init__(self, server: str | None = None, name: str = "musegen-time") -> None:
-        lib = _lib()
-        status = ctypes.c_int(0)
-        options = JACK_NO_START_SERVER | (JACK_SERVER_NAME if server else 0)
-        args: list[Any] = [name.encode(), options, ctypes.byref(status)]
-        if server:
-            args.append(server.encode())
-        handle = lib.jack_client_open(*args)
-        if not handle:
-            where = f"JACK server {server!r}" if server else "no JACK server"
-            raise RuntimeError(f"{where} answers (status 0x{status.value:x})")
-        self._lib, self._client = lib, handle
+    def __init__(self, server: str, name: str = "musegen-time") -> None:
+        self._control = JackControl(server, name)  # opens the client, never activates it
+        lib, handle = _lib(), self._control.handle()
+        self._lib = lib
         self.rate = int(lib.jack_get_sample_rate(handle))
         self.period_frames = int(lib.jack_get_buffer_size(handle))
         self._lock = threading.Lock()
@@ -74,10 +64,8 @@ class JackFrameClock:
         return self.period_frames / self.rate
 
     def frames(self) -> int:
-        """The start frame of the current cycle, unwrapped."""
-        if not self._client:
-            raise RuntimeError("the JACK frame clock is closed")
-        raw = int(self._lib.jack_last_frame_time(self._client))
+        """The start frame of the current cycle, unwrapped (raises once closed)."""
+        raw = int(self._lib.jack_last_frame_time(self._control.handle()))
         if raw < self._last and self._last - raw > FRAMES_WRAP // 2:  # the counter wrapped
             with self._lock:
                 if raw < self._last:
@@ -102,9 +90,7 @@ class JackFrameClock:
         return self.now()
 
     def close(self) -> None:
-        if self._client:
-            self._lib.jack_client_close(self._client)
-            self._client = None
+        self._control.close()
 
     def __enter__(self) -> JackFrameClock:
         return self

@@ -34,7 +34,6 @@ what the dump actually received, rather than the nominal `jitter_ms`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import logging
@@ -143,8 +142,8 @@ class _Engine:
     @classmethod
     def build(cls, bpm: float, parts: Sequence[tuple[str, str, PartControls]],
               clock_in_callback: bool = True, latency_ms: float = 0.0,
-              now: Callable[[], float] = time.monotonic,
-              to_timebase: Callable[[float], float] | None = None) -> _Engine:
+              frames: JackFrameClock | None = None) -> _Engine:
+        """On `frames` (JACK time) when given, else on CLOCK_MONOTONIC."""
         made = [Part(name, load_model(model), controls, seed=i)
                 for i, (name, model, controls) in enumerate(parts)]
         ports = open_ports("jack")
@@ -152,9 +151,10 @@ class _Engine:
         # "hold": a stall of the shared machine longer than the loss timeout (4 ticks) must
         # not stop the engine for the rest of the run; losses are counted in the report
         follower = MidiClockFollower(bpm, on_loss="hold")
+        now = time.monotonic if frames is None else frames.now
         midi_in = MidiInput(follower, now=now, clock_in_callback=clock_in_callback)
-        ports.input.set_callback(midi_in.callback if to_timebase is None
-                                 else _converted(midi_in.callback, to_timebase))
+        ports.input.set_callback(midi_in.callback if frames is None
+                                 else _converted(midi_in.callback, frames.restamp))
         if not clock_in_callback:
             midi_in.start()  # the consumer thread feeds the follower instead
         queue = EventQueue()
@@ -162,7 +162,7 @@ class _Engine:
         # on JACK's stepping clock the spin can nap: the clock only passes a moment at a
         # cycle start, and the send has the whole next cycle to get into the ring buffer
         dispatcher = Dispatcher(follower, queue, latency_ms=latency_ms, now=now,
-                                spin_sleep_s=0.0 if to_timebase is None else JACK_SPIN_SLEEP_S)
+                                spin_sleep_s=0.0 if frames is None else JACK_SPIN_SLEEP_S)
         engine = cls(ports, follower, midi_in, worker, dispatcher,
                      _Recorder(MidiPortOutput(ports.output)))
         follower.add_listener(engine._on_transport)
@@ -260,23 +260,18 @@ def _run(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
          parts: Sequence[tuple[str, str, PartControls]],
          clock_in_callback: bool, latency_ms: float = 0.0,
          timebase: Timebase = "jack") -> dict[str, Any]:
-    with contextlib.ExitStack() as stack:
-        now: Callable[[], float] = time.monotonic
-        if timebase == "jack":
-            frames = stack.enter_context(JackFrameClock(server.name))
-            now, to_timebase = frames.now, frames.restamp
-            return _run_on(server, bpm, jitter_pct, seconds, parts, clock_in_callback,
-                           latency_ms, now, to_timebase)
+    if timebase == "system":
+        return _run_on(server, bpm, jitter_pct, seconds, parts, clock_in_callback, latency_ms)
+    with JackFrameClock(server.name) as frames:
         return _run_on(server, bpm, jitter_pct, seconds, parts, clock_in_callback, latency_ms,
-                       now, None)
+                       frames)
 
 
 def _run_on(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
             parts: Sequence[tuple[str, str, PartControls]], clock_in_callback: bool,
-            latency_ms: float, now: Callable[[], float],
-            to_timebase: Callable[[float], float] | None) -> dict[str, Any]:
+            latency_ms: float, frames: JackFrameClock | None = None) -> dict[str, Any]:
     env = server.env
-    engine = _Engine.build(bpm, parts, clock_in_callback, latency_ms, now, to_timebase)
+    engine = _Engine.build(bpm, parts, clock_in_callback, latency_ms, frames)
     transport = JackTransport(env)
     clock = JackMidiClock(env, bpm, jitter_pct=jitter_pct)
     reference = subprocess.Popen([sys.executable, "-m", "bridges.midi.reference_client",

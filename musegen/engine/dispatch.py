@@ -192,7 +192,7 @@ class Dispatcher:
 
     def run_forever(self, output: Output, stop_flag: StopFlag) -> None:
         """Dispatch to `output` until `stop_flag.is_set()`; sounding notes end on the way out."""
-        now, sleep = self._now, self._sleep
+        now, sleep, spin_sleep = self._now, self._sleep, self.spin_sleep_s
         while not stop_flag.is_set():
             if self._inbox:
                 self._send(output, self.handle_transport())
@@ -204,7 +204,6 @@ class Dispatcher:
             if nap > MIN_SLEEP_S:
                 self._nap(min(nap, self.max_sleep_s))
                 continue
-            spin_sleep = self.spin_sleep_s
             while now() < due:
                 sleep(spin_sleep)
             self._send(output, self.pending_until(now()))
