@@ -398,6 +398,21 @@ def test_queue_keeps_a_jump_inside_what_is_queued_and_flushes_any_other() -> Non
     assert small.push_bar("m", 0, events, 4.0, epoch=0) == "full" and len(small) == 0
 
 
+def test_queue_tells_only_of_a_push_that_moves_the_head_earlier() -> None:
+    queue = EventQueue()
+    told: list[float] = []
+    queue.on_earlier_head = lambda: told.append(queue.peek_beat())
+    bar = lambda b, beats: [ScheduledEvent(x, NOTE_ON, 0, 60, 90, "m", i)  # noqa: E731
+                            for i, x in enumerate(beats, start=10 * b)]
+    assert queue.push_bar("m", 1, bar(1, [4.0, 5.0]), 8.0, epoch=0) == "ok"  # empty: inf -> 4
+    assert queue.push_bar("m", 2, bar(2, [8.0]), 12.0, epoch=0) == "ok"  # after the head
+    assert queue.push_bar("d", 0, bar(3, [4.0]), 4.0, epoch=0) == "ok"  # ties the head
+    assert told == [4.0]
+    assert queue.replace_bar("m", 1, bar(4, [4.5]), 4.0)  # 4.0 (part d) stays the head
+    assert queue.push_bar("x", 0, bar(5, [0.5]), 4.0, epoch=0) == "ok"
+    assert told == [4.0, 0.5]
+
+
 # -- the worker -------------------------------------------------------------------------------
 
 
@@ -465,9 +480,10 @@ def test_run_forever_sleeps_spins_and_sends_on_time(drums: LoadedModel) -> None:
 
 
 @contextmanager
-def dispatching(clock: InternalClock | MidiClockFollower) -> Iterator[Recorder]:
+def dispatching(clock: InternalClock | MidiClockFollower,
+                queue: EventQueue | None = None) -> Iterator[Recorder]:
     """A downbeat queued, `run_forever` on its own thread with 2 s nap slices; -> its output."""
-    queue = EventQueue()
+    queue = EventQueue() if queue is None else queue
     downbeat = ScheduledEvent(0.0, NOTE_ON, 9, 36, 100, "drums", note_id=1)
     assert queue.push_bar("drums", 0, [downbeat], 4.0, queue.restart()[0]) == "ok"
     dispatcher = Dispatcher(clock, queue, max_sleep_s=2.0)
@@ -554,3 +570,49 @@ def test_on_a_stepping_clock_the_spin_naps_and_sends_at_the_first_step_past_due(
         assert s.at <= s.t < s.at + step + 1e-9  # at the first step at or past due
         assert abs(s.t / step - round(s.t / step)) < 1e-6  # a step of the clock
     assert 1e-4 in naps  # the spin napped instead of spinning
+
+
+def test_a_far_moment_is_slept_towards_in_a_few_naps_and_sent_on_time() -> None:
+    """A moment 2 s away: naps of a quarter of the time left (about 20 wakes), not 400
+    slices of 5 ms, and the note still goes out within a spin quantum of its time."""
+    ft = FakeTime()
+    clock = InternalClock(BPM, now=ft.now)
+    queue = EventQueue()
+    note = ScheduledEvent(4.0, NOTE_ON, 9, 36, 100, "drums", note_id=1)
+    assert queue.push_bar("drums", 1, [note], 8.0, queue.restart()[0]) == "ok"
+    dispatcher = Dispatcher(clock, queue, now=ft.now, sleep=ft.sleep)
+    out = Recorder(ft.now)
+    naps: list[float] = []
+    stop_flag = threading.Event()
+
+    def cue(t: float) -> None:
+        naps.append(t)
+        if out.sent:
+            stop_flag.set()
+
+    ft.on_sleep = cue
+    clock.start(t=0.0)
+    dispatcher.run_forever(out, stop_flag)
+    assert [s.event for s in out.sent[:1]] == [note]
+    assert 0.0 <= out.sent[0].t - 4.0 * SPB < 2e-5
+    assert len(naps) < 30, len(naps)
+
+
+def test_a_push_before_the_head_wakes_a_long_nap_in_real_time() -> None:
+    """Napping towards a note 4 s away (naps of up to 1 s), the dispatcher must see a note
+    pushed for 0.1 s from now (a regenerated bar, a step edit) and send it on time."""
+    clock = InternalClock(BPM)
+    queue = EventQueue()
+    with dispatching(clock, queue) as out:
+        t0 = time.monotonic()
+        clock.start(t0)
+        wait_for_ons(out, t0)
+        far = ScheduledEvent(8.0, NOTE_ON, 9, 38, 100, "drums", note_id=2)
+        assert queue.push_bar("drums", 2, [far], 12.0, queue.restart()[0]) == "ok"
+        time.sleep(0.2)  # asleep now, planning to wake no earlier than ~0.9 s from here
+        beat = clock.beat_at(time.monotonic() + 0.1)
+        soon = ScheduledEvent(beat, NOTE_ON, 0, 60, 90, "melody", note_id=3)
+        assert queue.push_bar("melody", 0, [soon], 4.0, queue.restart()[0]) == "ok"
+        time.sleep(0.4)
+        sent = [s for s in out.sent if s.event == soon]
+        assert sent and abs(sent[0].t - clock.time_at(beat)) < 0.05

@@ -14,9 +14,10 @@ Transport events reach the dispatcher through a clock listener that only appends
 (safe from the MIDI input thread); they are handled on the dispatch thread at the top of
 each loop turn, so the output is only ever called from one thread.
 
-Real time: `run_forever` sleeps until shortly (`spin_s`) before the next moment, in slices
-of at most `max_sleep_s` (a transport event wakes it at once), spins the rest with
-`sleep(0)` (yielding the GIL to the generation thread), then sends. The loop does no
+Real time: `run_forever` sleeps until shortly (`spin_s`) before the next moment, in naps of a
+quarter of the time left or `max_sleep_s` (a transport event, or a push before the queue's
+head, wakes it at once), spins the rest with `sleep(0)` (yielding the GIL to the generation
+thread), then sends. The loop does no
 logging and allocates only the small lists of a batch. The caller's job before starting it:
 load models and build the parts, then `gc.freeze()`, so the collector never walks the model
 and torch objects during playback; and lower `sys.setswitchinterval` (0.5 ms, say), since a
@@ -50,6 +51,13 @@ MIN_SLEEP_S = 1e-4
 # Started but the run's first tick not in yet: its time is the first step's, and ticks do
 # not wake a nap, so poll in slices this short (only for the moments before that tick).
 FIRST_TICK_POLL_S = 2e-4
+# A nap far from the next moment may last this fraction of the time left, not just
+# `max_sleep_s` (5 ms slices woke the thread 200 times a second between 16ths; each wake costs
+# about 50 us of CPU here). The time left is asked afresh after each nap: the clock's estimate
+# may move the moment, and only a move of three quarters of the time left would make the nap
+# overshoot. A transport event (tempo step, jump, stop) or a push before the queue's head
+# wakes the nap at once.
+NAP_FRACTION = 0.25
 
 
 class Batch(NamedTuple):
@@ -95,6 +103,7 @@ class Dispatcher:
         # first step's notes are due on the very tick that starts the song)
         self._wake = threading.Event()
         clock.add_listener(self._listener)
+        queue.on_earlier_head = self._wake.set
 
     def _listener(self, event: TransportEvent) -> None:
         self._inbox.append(event)
@@ -109,6 +118,8 @@ class Dispatcher:
 
     def close(self) -> None:
         self.clock.remove_listener(self._listener)
+        if self.queue.on_earlier_head == self._wake.set:
+            self.queue.on_earlier_head = None
 
     @property
     def sounding(self) -> list[ScheduledEvent]:
@@ -200,9 +211,9 @@ class Dispatcher:
             if due == math.inf and self._awaiting_first_tick():
                 self._nap(FIRST_TICK_POLL_S)
                 continue
-            nap = due - now() - self.spin_s
-            if nap > MIN_SLEEP_S:
-                self._nap(min(nap, self.max_sleep_s))
+            ahead = due - now()
+            if ahead - self.spin_s > MIN_SLEEP_S:
+                self._nap(self._nap_length(ahead))
                 continue
             while now() < due:
                 sleep(spin_sleep)
@@ -210,6 +221,13 @@ class Dispatcher:
         offs = self.all_notes_off()
         if offs:
             output.send(offs, now())
+
+    def _nap_length(self, ahead: float) -> float:
+        """How long to nap with the next moment `ahead` seconds away (inf: nothing to play
+        yet, so a `max_sleep_s` slice: the stop flag is only read between naps)."""
+        if ahead == math.inf:
+            return self.max_sleep_s
+        return min(ahead - self.spin_s, max(self.max_sleep_s, ahead * NAP_FRACTION))
 
     def _awaiting_first_tick(self) -> bool:
         """Playing, something queued, yet no time for it: a MIDI clock's run that has had

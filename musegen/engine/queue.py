@@ -34,6 +34,9 @@ class EventQueue:
             raise ValueError("capacity must be positive")
         self.capacity = capacity
         self.on_flush: Callable[[], None] | None = None  # the worker hooks its wake-up here
+        # the dispatcher's: a push that puts an event before the head may be due before the
+        # end of the nap the dispatcher planned for the old head
+        self.on_earlier_head: Callable[[], None] | None = None
         self._heap: list[Entry] = []
         self._lock = threading.Lock()
         self._counter = 0
@@ -68,6 +71,7 @@ class EventQueue:
                 return "stale"
             if len(self._heap) + len(events) > self.capacity:
                 return "full"
+            head = self._head()
             for event in events:
                 if event.beat >= self._floor:
                     self._counter += 1
@@ -75,7 +79,9 @@ class EventQueue:
                     entry = (event.beat, rank, self._counter, bar, part, event)
                     heapq.heappush(self._heap, entry)
             self._horizon[part] = end_beat
-            return "ok"
+            earlier = self._head() < head
+        self._tell_if_earlier(earlier)
+        return "ok"
 
     def retract(self, part: str, from_bar: int, from_beat: float, epoch: int) -> bool:
         """Take back `part`'s bars from `from_bar` (starting at `from_beat`) on, unless the
@@ -96,6 +102,7 @@ class EventQueue:
         with self._lock:
             if self._last_popped >= start_beat or self._horizon.get(part, -math.inf) <= start_beat:
                 return False
+            head = self._head()
             self._heap = [e for e in self._heap if e[4] != part or e[3] != bar]
             for event in events:
                 if event.beat >= self._floor:
@@ -103,13 +110,22 @@ class EventQueue:
                     rank = 0 if event.kind == NOTE_OFF else 1
                     self._heap.append((event.beat, rank, self._counter, bar, part, event))
             heapq.heapify(self._heap)
-            return True
+            earlier = self._head() < head
+        self._tell_if_earlier(earlier)
+        return True
+
+    def _head(self) -> float:
+        return self._heap[0][0] if self._heap else math.inf
+
+    def _tell_if_earlier(self, earlier: bool) -> None:
+        if earlier and self.on_earlier_head is not None:
+            self.on_earlier_head()
 
     # -- dispatch side ------------------------------------------------------------------------
 
     def peek_beat(self) -> float:
         with self._lock:
-            return self._heap[0][0] if self._heap else math.inf
+            return self._head()
 
     def pop_if(self, max_beat: float) -> ScheduledEvent | None:
         """The earliest event if it is at or before `max_beat`, else None."""
