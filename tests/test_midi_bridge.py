@@ -32,9 +32,10 @@ from bridges.midi import (
     open_ports,
     resolve,
 )
-from bridges.midi.backends import alsa_usable, jack_running, open_output
+from bridges.midi.backends import alsa_usable, jack_running, open_input, open_output
 from bridges.midi.bench_analysis import hanging_notes, note_ons, run_ticks
 from bridges.midi.jack_tools import DumpRecord, JackServer, control
+from bridges.midi.pump import InputPump
 from musegen.checkpoint import load_model
 from musegen.clock import Continue, MidiClockFollower, SongPosition, Start, Stop, TempoChange
 from musegen.engine import (
@@ -263,6 +264,43 @@ def test_input_follows_jack_midi_clock_start_and_stop(jack: JackServer, jack_too
     kinds = [type(e) for e in follower.drain_events()]
     assert kinds.count(Start) == 1 and Stop in kinds
     assert sum(v for k, v in midi_in.counters.items() if k != "clock") == 0
+
+
+def test_the_input_pump_dozes_between_clock_ticks_and_reads_each_tick_promptly(
+        jack: JackServer, jack_tool: JackTool) -> None:
+    """A running clock lets the pump doze between ticks (far fewer than its 1000 reads a
+    second), yet a tick is still read about as soon as it comes; once the clock stops, the
+    pump reads every interval again, so a Start is read at once."""
+    midi = open_input("jack", "musegen pump test")
+    midi.ignore_types(sysex=True, timing=False, active_sense=True)
+    midi.open_virtual_port("pump in")
+    lags: list[float] = []
+
+    def delivered(event: tuple[Sequence[int], float], data: object) -> None:
+        if event[0][0] == 0xF8:
+            lags.append(time.monotonic() - event[1])
+
+    pump = InputPump(midi, delivered)
+    pump.start()
+    transport = jack_tool.transport()
+    try:
+        connect(jack.env, jack_tool.clock(120).port, port_named(jack, "pump in"))
+        transport.play()
+        assert wait_until(lambda: len(lags) > 96, WAIT_S)  # two seconds of ticks
+        reads0, t0, ticks0 = pump.reads, time.monotonic(), len(lags)
+        time.sleep(1.0)
+        reads_per_s = (pump.reads - reads0) / (time.monotonic() - t0)
+        fresh = sorted(lags[ticks0:])
+        assert len(fresh) > 40  # 48 ticks a second at 120 BPM
+        assert reads_per_s < 600, reads_per_s  # dozing: 1 ms reads alone would be ~900
+        assert fresh[len(fresh) // 2] < 0.002, fresh  # median tick read within 2 ms
+        transport.stop()
+        time.sleep(0.2)
+        assert pump.wait_s() == pump.interval_s  # no clock: read every interval again
+    finally:
+        pump.stop()
+        midi.close_port()
+        del midi
 
 
 def test_song_position_from_a_locate(jack: JackServer, jack_tool: JackTool,

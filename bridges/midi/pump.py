@@ -13,6 +13,14 @@ backend's clock as the message was taken in (JACK: `jack_get_time`, monotonic). 
 give each arrival relative to the first; the offset to `now()` is the smallest
 `poll time - relative time` seen so far (a message is never read before it came), so the
 absolute times are those of a callback, without the callback's thread.
+
+Pace: a read every `interval_s` (1 ms) is what keeps a clock tick's reading prompt (on the
+JACK bench its time is the cycle it was read in), but 1000 wakes a second cost about 4 % of a
+core. A MIDI clock's ticks come at a steady interval, so after a tick the pump dozes in
+`DOZE_S` naps until `DOZE_UNTIL` of the last interval has passed, then reads every
+`interval_s` until the next tick. A Start, Stop or note that comes during a doze is read at
+most `DOZE_S` late (Stop's all-notes-off stays inside 5 ms); with no clock, or one that
+stopped, the pump reads every `interval_s`.
 """
 
 from __future__ import annotations
@@ -29,6 +37,12 @@ from bridges.midi.ticker import Ticker
 # rtmidi's delta. MidiInput.callback uses it instead of reading the clock itself.
 ABSOLUTE_TIME = object()
 PUMP_INTERVAL_S = 0.001
+DOZE_S = 0.003
+# -J 10 jitter moves a tick by up to a tenth of the interval; a tempo rise of a quarter
+# within one tick (never musical) would make a tick wait for the end of a doze
+DOZE_UNTIL = 0.75
+TIMING_CLOCK = 0xF8
+MAX_TICK_INTERVAL_S = 0.1  # 25 BPM: a longer gap is a stopped clock, not its pace
 
 Callback = Callable[[tuple[Sequence[int], float], object], None]
 
@@ -41,11 +55,14 @@ class InputPump:
         self.callback = callback
         self.interval_s = interval_s
         self.messages = 0
+        self.reads = 0  # pump() calls: how often the thread woke to look
         self._lock = lock or threading.Lock()  # the port's: a reopen never races a read
         self._now = now
         self._since_first = 0.0  # backend time of the latest message, from the first
         self._offset = math.inf  # now() - backend time, the smallest seen
-        self._ticker = Ticker(self.pump, interval_s, "musegen-midi-pump")
+        self._last_tick = -math.inf  # when the latest clock tick came
+        self._tick_interval = 0.0  # between the latest two (0: no clock running)
+        self._ticker = Ticker(self.pump, interval_s, "musegen-midi-pump", wait_s=self.wait_s)
 
     def start(self) -> None:
         self._ticker.start()
@@ -56,6 +73,7 @@ class InputPump:
     def pump(self) -> int:
         """Deliver everything rtmidi has queued; returns how many messages."""
         delivered = 0
+        self.reads += 1
         while True:
             with self._lock:
                 got = self.midi.get_message()
@@ -64,6 +82,19 @@ class InputPump:
             message, delta = got
             self._since_first += delta
             self._offset = min(self._offset, self._now() - self._since_first)
-            self.callback((message, self._offset + self._since_first), ABSOLUTE_TIME)
+            at = self._offset + self._since_first
+            if message and message[0] == TIMING_CLOCK:
+                self._note_tick(at)
+            self.callback((message, at), ABSOLUTE_TIME)
             delivered += 1
             self.messages += 1
+
+    def _note_tick(self, at: float) -> None:
+        interval = at - self._last_tick
+        self._tick_interval = interval if interval <= MAX_TICK_INTERVAL_S else 0.0
+        self._last_tick = at
+
+    def wait_s(self) -> float:
+        """How long to wait before the next read: a doze while the next tick is far off."""
+        doze_left = self._last_tick + DOZE_UNTIL * self._tick_interval - self._now()
+        return min(DOZE_S, doze_left) if doze_left > self.interval_s else self.interval_s
