@@ -14,8 +14,9 @@ is its arrival time minus its beat's time on that grid; the same for the referen
 (bridges/midi/reference_client.py), which answers every sixth tick at once and so measures
 the rig's floor in the same run. Reported per side: p50/p99/max of the absolute error and
 the signed mean (in ms), dropped/doubled notes, notes left hanging, and for the engine its
-process CPU over the run (% of one core, `time.process_time`) and `tempo_changes`, the steps
-its clock follower detected. On the dummy-driver rig that count is large even without -J (49
+CPU over the run (% of one core: the process's, less the thread that reads the dump for the
+bench; `process_cpu_pct` keeps it in) and `tempo_changes`, the steps its clock follower
+detected. On the dummy-driver rig that count is large even without -J (49
 and 61 in two 60 s runs at 120 BPM): the master's ticks, read on the system clock, jump in
 phase by a millisecond or two, and each jump is a real step the follower has to take (a less
 sensitive detector, drift 2.5 and alarm 8, halved the count and put the engine's p99 at 6.8
@@ -289,12 +290,14 @@ def _run_on(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
         engine.start()
         time.sleep(0.2)  # connections settle before the first tick
         transport.locate(0)  # from the top: a rolling start (0xFA), not a continue
-        cpu0, wall0 = time.process_time(), time.monotonic()
+        cpu0, dump0, wall0 = time.process_time(), dump.reader_cpu_s(), time.monotonic()
         transport.play()
         time.sleep(seconds)
         transport.stop()
         time.sleep(SETTLE_S)
-        cpu_pct = 100.0 * (time.process_time() - cpu0) / (time.monotonic() - wall0)
+        wall = time.monotonic() - wall0
+        process_pct = 100.0 * (time.process_time() - cpu0) / wall
+        cpu_pct = process_pct - 100.0 * (dump.reader_cpu_s() - dump0) / wall
         logger.info("run done: %d input messages", sum(engine.midi_in.counters.values()))
     finally:
         engine.stop()
@@ -304,11 +307,11 @@ def _run_on(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
         clock.stop()
         stop_process(reference)
         records = dump.stop()
-    return _analyse(records, server.rate, engine, cpu_pct)
+    return _analyse(records, server.rate, engine, cpu_pct, process_pct)
 
 
 def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
-             cpu_pct: float) -> dict[str, Any]:
+             cpu_pct: float, process_pct: float) -> dict[str, Any]:
     ticks = run_ticks(records, rate)
     if len(ticks) < 2 * CLOCK_PPQN:
         raise RuntimeError(
@@ -338,6 +341,7 @@ def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
             # one shrinks its line to a few ticks (see musegen/clock/tempo_fit.py)
             "tempo_changes": engine.follower.tempo_changes,
             "cpu_pct": round(cpu_pct, 1),
+            "process_cpu_pct": round(process_pct, 1),  # with the bench's own dump reader
             "input": {k: v for k, v in engine.midi_in.counters.items() if v},
         },
         "reference": {
