@@ -95,7 +95,9 @@ Timebase = Literal["jack", "system"]
 # - JACK frames: ticks are stamped with the start of the cycle the pump read them in, and the
 #   dispatcher sends once the cycle before the note's has begun; one period early measured
 #   centred (mean error +0.07 to +0.11 ms at 120 BPM).
-JACK_SPIN_SLEEP_S = 1e-4
+# the spin's nap on JACK's stepping clock: a send up to this long after the cycle start still
+# lands in that cycle's ring buffer (1.33 ms), and each look costs a wake (~30 us of CPU)
+JACK_SPIN_SLEEP_S = 2.5e-4
 DEFAULT_LATENCY_PERIODS: dict[str, float] = {"system": 0.5, "jack": 1.0}
 
 CLOCK_PPQN = 24
