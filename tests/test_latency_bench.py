@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from bridges.midi.bench_analysis import (
 from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.jack_tools import DumpRecord, JackServer
 from bridges.midi.latency_bench import jitter_pct_for, run_latency_bench
+from bridges.midi.thread_cpu import CpuWindow
 
 # runs in `make test`'s JACK pass (see Makefile: the rig is retried once)
 pytestmark = pytest.mark.jack
@@ -103,7 +105,13 @@ def test_short_run_on_a_real_jack_rig(jack: JackServer) -> None:
     assert reference["notes"] >= reference["expected"] - 1
     for side in (engine, reference):  # tolerant: a 16th is 125 ms, a JACK period 1.3 ms
         assert 0.0 <= side["p50_ms"] <= side["p99_ms"] <= side["max_ms"] < 62.5
-    assert 0.0 < engine["cpu_pct"] < 400.0
+    assert 0.0 < engine["cpu_pct"] <= engine["process_cpu_pct"] < 400.0
+    # which loop costs what: each engine thread used some CPU, and the listed threads
+    # cannot add up to more than the whole process
+    threads = engine["threads_cpu_pct"]
+    for name in ("musegen-midi-pump", "musegen-generation", "musegen-dispatch"):
+        assert threads[name] > 0.0, threads
+    assert sum(threads.values()) <= engine["process_cpu_pct"] + 0.5, threads
     # on JACK's frame clock a steady master is steady: on the system clock the rig's late
     # cycles read as tempo steps, about 50 a minute
     assert report["timebase"] == "jack" and engine["tempo_changes"] <= 2
@@ -150,3 +158,26 @@ def test_one_key_sent_twice_at_one_moment_is_two_notes_not_a_double() -> None:
     matched = match_notes(sent, received, grid)
     assert (matched.dropped, matched.doubled, matched.unmatched) == (0, 0, 0)
     assert len(matched.errors_s) == 2
+
+
+def test_thread_cpu_is_read_per_thread_by_name() -> None:
+    """A thread that burns CPU shows it under its own name; one that sleeps shows ~none."""
+    stop = threading.Event()
+
+    def burn() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    busy = threading.Thread(target=burn, name="test-busy")
+    idle = threading.Thread(target=stop.wait, name="test-idle")
+    window = CpuWindow()
+    busy.start()
+    idle.start()
+    time.sleep(0.3)
+    cpu = window.end()
+    stop.set()
+    busy.join()
+    idle.join()
+    assert cpu.threads["test-busy"] > 20.0, cpu  # most of a core, less what the GIL takes
+    assert cpu.threads["test-idle"] < 5.0, cpu
+    assert cpu.without(["test-busy"]) == pytest.approx(cpu.process_pct - cpu.threads["test-busy"])

@@ -362,17 +362,6 @@ class MidiDump:
     def records(self) -> list[DumpRecord]:
         return parse_dump(list(self._lines))
 
-    def reader_cpu_s(self) -> float:
-        """CPU seconds this process spent reading the dump's output (a bench's own cost, to
-        take out of the process total it reports for the engine); 0 once the reader ended."""
-        ident = self._reader.ident
-        if ident is None or not self._reader.is_alive():
-            return 0.0
-        try:
-            return time.clock_gettime(time.pthread_getcpuclockid(ident))
-        except OSError:  # ended between the check and the read
-            return 0.0
-
     def stop(self) -> list[DumpRecord]:
         stop_process(self._proc)
         self._reader.join(STOP_TIMEOUT_S)

@@ -73,6 +73,7 @@ from bridges.midi.jack_tools import (
 from bridges.midi.output import MidiPortOutput
 from bridges.midi.ports import IN_NAME, OUT_NAME, PortSet, open_ports
 from bridges.midi.reference_client import REF_CHANNEL, REF_PITCH, TICKS_PER_STEP
+from bridges.midi.thread_cpu import CpuUse, CpuWindow
 from musegen.checkpoint import load_model
 from musegen.clock import ClockLost, MidiClockFollower, TransportEvent
 from musegen.engine import (
@@ -103,6 +104,9 @@ DEFAULT_LATENCY_PERIODS: dict[str, float] = {"system": 0.5, "jack": 1.0}
 CLOCK_PPQN = 24
 MAX_JITTER_PCT = 20.0
 SWITCH_INTERVAL_S = 0.0005  # as a live session sets it
+# the bench's own Python threads: its main thread (asleep while the clock runs) and the one
+# reading jack_midi_dump's output; the engine's CPU is the process's less these
+BENCH_THREADS = ("MainThread", "jack-midi-dump")
 SETTLE_S = 0.5  # after Stop: the last offs reach the dump
 DEFAULT_PARTS = (
     ("drums", "drums-lstm", PartControls("rock", 16.0, humanize=0.0)),
@@ -292,14 +296,12 @@ def _run_on(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
         engine.start()
         time.sleep(0.2)  # connections settle before the first tick
         transport.locate(0)  # from the top: a rolling start (0xFA), not a continue
-        cpu0, dump0, wall0 = time.process_time(), dump.reader_cpu_s(), time.monotonic()
+        window = CpuWindow()
         transport.play()
         time.sleep(seconds)
         transport.stop()
         time.sleep(SETTLE_S)
-        wall = time.monotonic() - wall0
-        process_pct = 100.0 * (time.process_time() - cpu0) / wall
-        cpu_pct = process_pct - 100.0 * (dump.reader_cpu_s() - dump0) / wall
+        cpu = window.end()
         logger.info("run done: %d input messages", sum(engine.midi_in.counters.values()))
     finally:
         engine.stop()
@@ -309,11 +311,11 @@ def _run_on(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
         clock.stop()
         stop_process(reference)
         records = dump.stop()
-    return _analyse(records, server.rate, engine, cpu_pct, process_pct)
+    return _analyse(records, server.rate, engine, cpu)
 
 
 def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
-             cpu_pct: float, process_pct: float) -> dict[str, Any]:
+             cpu: CpuUse) -> dict[str, Any]:
     ticks = run_ticks(records, rate)
     if len(ticks) < 2 * CLOCK_PPQN:
         raise RuntimeError(
@@ -342,8 +344,10 @@ def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
             # tempo steps the follower detected: a steady master should give none, and each
             # one shrinks its line to a few ticks (see musegen/clock/tempo_fit.py)
             "tempo_changes": engine.follower.tempo_changes,
-            "cpu_pct": round(cpu_pct, 1),
-            "process_cpu_pct": round(process_pct, 1),  # with the bench's own dump reader
+            "cpu_pct": round(cpu.without(BENCH_THREADS), 1),
+            "process_cpu_pct": round(cpu.process_pct, 1),  # with the bench's own threads
+            # per Python thread; the rest of process_cpu_pct is rtmidi's JACK threads
+            "threads_cpu_pct": {k: round(v, 2) for k, v in cpu.threads.items()},
             "input": {k: v for k, v in engine.midi_in.counters.items() if v},
         },
         "reference": {
