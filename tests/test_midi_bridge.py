@@ -38,6 +38,7 @@ from bridges.midi.jack_tools import DumpRecord, JackServer, control
 from bridges.midi.pump import InputPump
 from musegen.checkpoint import load_model
 from musegen.clock import Continue, MidiClockFollower, SongPosition, Start, Stop, TempoChange
+from musegen.clock.midi_follower import TICK
 from musegen.engine import (
     NOTE_OFF,
     NOTE_ON,
@@ -277,7 +278,7 @@ def test_the_input_pump_dozes_between_clock_ticks_and_reads_each_tick_promptly(
     lags: list[float] = []
 
     def delivered(event: tuple[Sequence[int], float], data: object) -> None:
-        if event[0][0] == 0xF8:
+        if event[0][0] == TICK:
             lags.append(time.monotonic() - event[1])
 
     pump = InputPump(midi, delivered)
@@ -300,7 +301,7 @@ def test_the_input_pump_dozes_between_clock_ticks_and_reads_each_tick_promptly(
     finally:
         pump.stop()
         midi.close_port()
-        del midi
+        midi.delete()  # `del` leaves the JACK client open until a GC, and the server stalls
 
 
 def test_song_position_from_a_locate(jack: JackServer, jack_tool: JackTool,

@@ -14,13 +14,14 @@ is its arrival time minus its beat's time on that grid; the same for the referen
 (bridges/midi/reference_client.py), which answers every sixth tick at once and so measures
 the rig's floor in the same run. Reported per side: p50/p99/max of the absolute error and
 the signed mean (in ms), dropped/doubled notes, notes left hanging, and for the engine its
-CPU over the run (% of one core: the process's, less the thread that reads the dump for the
-bench; `process_cpu_pct` keeps it in) and `tempo_changes`, the steps its clock follower
-detected. On the dummy-driver rig that count is large even without -J (49 and 61 in two 60 s
-runs at 120 BPM): the master's ticks, read on the system clock, jump in phase by a
-millisecond or two, and each jump is a real step the follower has to take (a less sensitive
-detector, drift 2.5 and alarm 8, halved the count and put the engine's p99 at 6.8 ms instead
-of 1.7). On JACK's frame counter the same master gives 0 to 2 in 120 s.
+CPU over the run (% of one core: the process's, less the bench's own threads, its main one
+and the one reading the dump; `process_cpu_pct` keeps them in, `threads_cpu_pct` splits it
+by Python thread) and `tempo_changes`, the steps its clock follower detected. On the
+dummy-driver rig that count is large even without -J (49 and 61 in two 60 s runs at 120
+BPM): the master's ticks, read on the system clock, jump in phase by a millisecond or two,
+and each jump is a real step the follower has to take (a less sensitive detector, drift 2.5
+and alarm 8, halved the count and put the engine's p99 at 6.8 ms instead of 1.7). On JACK's
+frame counter the same master gives 0 to 2 in 120 s.
 
 Parts play with humanize 0, so every onset is on a 16th. `jitter_ms` is converted to
 jack_midi_clock's -J percentage (0..20) assuming -J p moves each tick by up to p/2 % of a

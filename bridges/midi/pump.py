@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridges.midi.ticker import Ticker
+from musegen.clock.midi_follower import TICK
 
 # Passed as the callback's `data`: the event's time is absolute (seconds on `now()`), not
 # rtmidi's delta. MidiInput.callback uses it instead of reading the clock itself.
@@ -41,7 +42,6 @@ DOZE_S = 0.003
 # -J 10 jitter moves a tick by up to a tenth of the interval; a tempo rise of a quarter
 # within one tick (never musical) would make a tick wait for the end of a doze
 DOZE_UNTIL = 0.75
-TIMING_CLOCK = 0xF8
 MAX_TICK_INTERVAL_S = 0.1  # 25 BPM: a longer gap is a stopped clock, not its pace
 
 Callback = Callable[[tuple[Sequence[int], float], object], None]
@@ -83,7 +83,7 @@ class InputPump:
             self._since_first += delta
             self._offset = min(self._offset, self._now() - self._since_first)
             at = self._offset + self._since_first
-            if message and message[0] == TIMING_CLOCK:
+            if message and message[0] == TICK:
                 self._note_tick(at)
             self.callback((message, at), ABSOLUTE_TIME)
             delivered += 1

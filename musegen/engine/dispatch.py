@@ -17,11 +17,11 @@ each loop turn, so the output is only ever called from one thread.
 Real time: `run_forever` sleeps until shortly (`spin_s`) before the next moment, in naps of a
 quarter of the time left or `max_sleep_s` (a transport event, or a push before the queue's
 head, wakes it at once), spins the rest with `sleep(0)` (yielding the GIL to the generation
-thread), then sends. The loop does no
-logging and allocates only the small lists of a batch. The caller's job before starting it:
-load models and build the parts, then `gc.freeze()`, so the collector never walks the model
-and torch objects during playback; and lower `sys.setswitchinterval` (0.5 ms, say), since a
-generation thread busy in Python otherwise holds the GIL for up to the default 5 ms.
+thread), then sends. The loop does no logging and allocates only the small lists of a batch.
+The caller's job before starting it: load models and build the parts, then `gc.freeze()`, so
+the collector never walks the model and torch objects during playback; and lower
+`sys.setswitchinterval` (0.5 ms, say), since a generation thread busy in Python otherwise
+holds the GIL for up to the default 5 ms.
 """
 
 from __future__ import annotations
