@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
@@ -33,6 +35,21 @@ def test_generation_runs_past_the_transformer_context_without_breaking_the_layou
         expected = gen.model(ids[None, 0], ids[None, 1, 0], ids[None, 2])[0, -1]
     assert gen._logits is not None
     torch.testing.assert_close(torch.from_numpy(gen._logits), expected, atol=1e-4, rtol=0)
+
+
+def test_a_transformer_generates_within_its_training_windows_length() -> None:
+    loaded = load_model("drums-transformer")
+    trained = loaded.meta.training["max_len"]
+    assert trained < loaded.model.config.max_len  # the case that matters: a shorter bound
+    gen = BarGenerator(loaded, seed=3)
+    lengths = []
+    for _ in range(16):
+        gen.next_bar(Controls("funk", 30))
+        lengths.append(len(gen.history))
+    assert max(lengths) <= trained
+    drops = [b for a, b in itertools.pairwise(lengths) if b < a]
+    assert drops  # 16 busy bars outrun 384 tokens: the stream restarted...
+    assert min(drops) > trained // 2  # ...on its recent half (plus BOS), not from nothing
 
 
 def test_genre_guidance_samples_from_the_genre_pushed_away_from_the_mean_genre() -> None:

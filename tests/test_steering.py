@@ -42,6 +42,22 @@ def test_drum_tokens_are_shifted_by_the_deficit_they_leave() -> None:
     assert DensitySteering(grammar, strength=0.0).steer(logits) is logits
 
 
+def test_a_moment_seen_again_gets_the_same_shift_on_the_new_logits() -> None:
+    tok = DrumTokenizer()
+    grammar = DrumGrammar(tok)
+    grammar.advance(BAR)
+    steering = DensitySteering(grammar, strength=1.0)
+    rng = np.random.default_rng(0)
+    first, second = (rng.standard_normal(tok.vocab_size).astype(np.float32) for _ in range(2))
+    steering.start_bar(20.0)
+    shift = steering.steer(first) - first
+    np.testing.assert_allclose(steering.steer(second) - second, shift, atol=1e-5)
+    steering.start_bar(2.0)  # a new target at the same moment: a new shift
+    assert not np.allclose(steering.steer(first) - first, shift, atol=1e-3)
+    steering.start_bar(20.0)
+    np.testing.assert_allclose(steering.steer(first) - first, shift, atol=1e-5)
+
+
 def test_melody_steering_moves_note_ons_time_shifts_and_the_bar_line_only() -> None:
     tok = PerformanceTokenizer()
     grammar = PerformanceGrammar(tok)

@@ -17,7 +17,7 @@ import numpy as np
 from musegen.checkpoint import LoadedModel
 from musegen.drum_tokens import BAR, BOS, EOS
 from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
-from musegen.generation.sampling import SamplingConfig, sample_token, steering_strength
+from musegen.generation.sampling import SamplingConfig, TokenSampler, steering_strength
 from musegen.generation.steering import DensitySteering
 from musegen.runtime import stepper_for
 from musegen.tokenizer import DrumCodec, PerformanceCodec
@@ -44,12 +44,13 @@ class BarGenerator:
                                         steering_strength(self.sampling, loaded.meta.sampling))
         # The numpy runtime of the model: same stream contract, a fraction of the step cost.
         self.stepper = stepper_for(self.model)
+        self.sampler = TokenSampler(self.stepper.vocab_size, self.sampling)
         # Genre guidance runs a second batch row conditioned on the mean genre (it costs about
         # 2.4x a token on the shipped drums LSTM, which is why it is off by default).
         self.guidance = self.sampling.genre_guidance
         self.rows = 2 if self.guidance > 0 else 1
         self.state = self.stepper.start_stream(self.rows)
-        self.max_len: int | None = getattr(self.model.config, "max_len", None)
+        self.max_len = generation_context(loaded)
         self.history: list[tuple[int, int, int]] = []  # (token, genre id, density bin) fed
         self._logits: np.ndarray[Any, Any] | None = None  # the runtime's buffer: read, not kept
         self._started = False
@@ -130,7 +131,7 @@ class BarGenerator:
             allowed[EOS] = False
             assert self._logits is not None
             logits = self.steering.steer(self._logits)
-            token = sample_token(logits, allowed, self.sampling, self.rng)
+            token = self.sampler.sample(logits, allowed, self.rng)
             if token == BAR:
                 break
             self.steering.advance(token)
@@ -143,6 +144,22 @@ class BarGenerator:
         for _ in range(bars):
             out.extend(self.next_bar(controls))
         return out
+
+
+def generation_context(loaded: LoadedModel) -> int | None:
+    """How many tokens a bounded-context model keeps before it restarts on its recent half.
+
+    A Transformer's positions are only as good as its training windows: past them (a live
+    session runs for hundreds of bars) its relative positions are ones it never saw. So the
+    context is the model's own bound or its training windows' length, whichever is shorter;
+    a shorter context also makes each step's attention cheaper. None: unbounded (LSTM,
+    WaveNet, whose state or receptive field does not grow with the stream).
+    """
+    model_bound: int | None = getattr(loaded.model.config, "max_len", None)
+    if model_bound is None:
+        return None
+    trained = int(loaded.meta.training.get("max_len", model_bound))
+    return min(model_bound, trained)
 
 
 def _grammar_for(loaded: LoadedModel) -> Grammar:

@@ -33,6 +33,8 @@ Logits = npt.NDArray[np.floating[Any]]
 # Beyond this many onsets behind or ahead the push stops growing: a bar that cannot catch up
 # (its steps are running out) must not turn into a wall of one token.
 MAX_DEFICIT = 4.0
+# Shift vectors kept per target (a bar has at most a few hundred (moment, onsets) pairs).
+MAX_CACHED = 4096
 
 
 class DensitySteering:
@@ -56,11 +58,13 @@ class DensitySteering:
         self._onsets = slice(onsets.start, onsets.stop)
         self._moves = slice(moves.start, moves.stop)
         self._shifted = np.zeros(grammar.tok.vocab_size, dtype=np.float32)
-        self._landing = np.zeros(len(moves))
+        self._offsets: dict[tuple[int, int], Logits] = {}
         self.target = 0.0
         self.onsets = 0
 
     def start_bar(self, target_onsets: float) -> None:
+        if target_onsets != self.target:
+            self._offsets.clear()
         self.target, self.onsets = target_onsets, 0
 
     def steer(self, logits: Logits) -> Logits:
@@ -68,22 +72,36 @@ class DensitySteering:
         object (read it before the next call; `logits` is not written)."""
         if self.strength == 0.0:
             return logits
+        # The shift depends only on (moment in the bar, onsets so far) under one target, and
+        # bars at one target revisit the same pairs: one add per token instead of ten ops.
+        key = (self._moment(), self.onsets)
+        offsets = self._offsets.get(key)
+        if offsets is None:
+            if len(self._offsets) >= MAX_CACHED:
+                self._offsets.clear()
+            offsets = self._offsets[key] = self._offsets_now()
+        np.add(logits, offsets, out=self._shifted)
+        return self._shifted
+
+    def _offsets_now(self) -> Logits:
+        """The log-odds shift of every token at this moment (allocates: a cache miss)."""
         k, target, done = self.strength, self.target, float(self.onsets)
-        shifted, landing = self._shifted, self._landing
-        np.copyto(shifted, logits)
-        shifted[self._onsets] += k * _clip(target * self._progress() - done)
-        np.multiply(self._landing_progress(), target, out=landing)
-        landing -= done + self._carried
-        np.minimum(landing, MAX_DEFICIT, out=landing)  # clip in place: np.clip costs more
-        np.maximum(landing, -MAX_DEFICIT, out=landing)
-        landing *= k
-        shifted[self._moves] -= landing
-        shifted[BAR] -= k * _clip(target - done)
-        return shifted
+        offsets = np.zeros_like(self._shifted)
+        offsets[self._onsets] = k * _clip(target * self._progress() - done)
+        landing = np.clip(self._landing_progress() * target - (done + self._carried),
+                          -MAX_DEFICIT, MAX_DEFICIT)
+        offsets[self._moves] = -k * landing
+        offsets[BAR] = -k * _clip(target - done)
+        return offsets
 
     def advance(self, token: int) -> None:
         """Count `token` (call before the grammar advances past it)."""
         self.onsets += token in self._onset_ids
+
+    def _moment(self) -> int:
+        """Where in the bar the grammar stands: a drum step, or performance time units."""
+        g = self.grammar
+        return g.step if isinstance(g, DrumGrammar) else g.position
 
     def _progress(self) -> float:
         """How much of the bar is done, counting the current moment (its onsets are due)."""
