@@ -227,6 +227,19 @@ def test_clock_loss_stop_mode_emits_stop() -> None:
     assert not f.playing and f.locked
 
 
+def test_overdue_at_is_when_check_declares_the_loss() -> None:
+    f = started(on_loss="stop")
+    assert f.overdue_at() == math.inf  # no period to time out against yet
+    times = tick_times([(48, 120.0)])
+    feed_ticks(f, times)
+    due = f.overdue_at()
+    assert due == pytest.approx(times[-1] + 4 * period(120.0), abs=1e-4)
+    f.check(due - 1e-3)
+    assert f.playing
+    f.check(due + 1e-3)
+    assert not f.playing and f.overdue_at() == math.inf  # lost: nothing more to wait for
+
+
 @pytest.mark.parametrize("phase", [0.0, 0.45, -0.45])
 def test_clock_loss_hold_mode_free_runs_and_relocks_forward(phase: float) -> None:
     f = started(on_loss="hold")

@@ -338,6 +338,21 @@ def test_clock_loss_ends_sounding_notes(drums: LoadedModel) -> None:
     assert dispatcher.sounding == [] and sounding_after(out.sent) == {}
 
 
+def test_the_worker_wakes_for_a_deadline_before_its_next_poll(drums: LoadedModel) -> None:
+    ft = FakeTime()
+    part = Part("drums", drums, PartControls("funk", 8.0), seed=1)
+    worker = GenerationWorker([part], InternalClock(BPM, now=ft.now), EventQueue(), now=ft.now,
+                              poll_s=1.0)
+    assert worker.wait_s() == 1.0
+    ft.t = 10.0
+    worker.deadline_hooks.append(lambda: 10.25)
+    assert worker.wait_s() == pytest.approx(0.25)
+    ft.t = 10.3  # a deadline just past: a pass now (a millisecond), not a spin
+    assert worker.wait_s() == pytest.approx(0.001)
+    worker.deadline_hooks[0] = lambda: math.inf
+    assert worker.wait_s() == 1.0
+
+
 def test_latency_compensation_sends_every_event_10_ms_earlier(drums: LoadedModel) -> None:
     runs = []
     for latency in (0.0, 10.0):

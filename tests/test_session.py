@@ -19,7 +19,8 @@ from pathlib import Path
 import mido
 import pytest
 
-from musegen.clock import InternalClock, MidiClockFollower
+from musegen.clock import ClockLost, InternalClock, MidiClockFollower
+from musegen.clock.midi_follower import START, TICK
 from musegen.controls import ControlError
 from musegen.engine import (
     NOTE_ON,
@@ -306,6 +307,33 @@ def test_threads_play_pair_every_note_and_stop_cleanly() -> None:
     assert parts == {"drums", "melody"}
     assert sounding_after(out.sent) == {}
     assert session.output_errors == 0 and session.worker.error is None
+
+
+def test_a_silent_daw_clock_is_declared_lost_at_its_deadline_not_at_the_next_poll() -> None:
+    clock = MidiClockFollower(on_loss="stop")
+    session = LiveSession.from_models({"drums": "drums-lstm"}, clock)
+    # A 2 s poll: the pass at 2 s (ticking) arms the deadline, and only the deadline can wake
+    # the thread in time once the clock falls silent at 2.5 s (the next poll: 4 s)
+    session.worker.poll_s = 2.0
+    lost: list[float] = []
+    clock.add_listener(lambda e: lost.append(time.monotonic()) if isinstance(e, ClockLost)
+                       else None)
+    session.start()
+    try:
+        period = 60.0 / (120.0 * 24)
+        clock.feed(START, time.monotonic())
+        for _ in range(120):  # 2.5 s of clock at 120 BPM, then silence
+            time.sleep(period)
+            clock.feed(TICK, time.monotonic())
+        last = time.monotonic()
+        deadline = clock.overdue_at()
+        assert deadline == pytest.approx(last + 4 * period, abs=0.01)
+        time.sleep(0.6)
+    finally:
+        session.close()
+    assert lost, "the silence was not noticed"
+    assert lost[0] - deadline < 0.2, lost[0] - deadline
+    assert not clock.playing and session.worker.error is None
 
 
 def test_a_step_edit_survives_a_control_change_that_regenerates_its_bar() -> None:

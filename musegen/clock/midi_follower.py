@@ -142,6 +142,13 @@ class MidiClockFollower(Clock):
         if valid_time(t) and self._overdue(t):
             self._declare_loss(t)
 
+    def overdue_at(self) -> float:
+        """When `check` will declare the clock lost if no tick comes first (inf: not armed)."""
+        fit = self._fit
+        if self._lost or fit.count < 2:  # as `_overdue`
+            return math.inf
+        return self._silent_since() + self.timeout_intervals * fit.period
+
     # -- ticks --------------------------------------------------------------------------------
 
     def _tick(self, t: float) -> None:

@@ -116,6 +116,7 @@ class LiveSession:
             self._fanout.outputs.append(recorder)
         if isinstance(clock, MidiClockFollower):  # notice a DAW clock that went silent
             self.worker.poll_hooks.append(self._check_clock)
+            self.worker.deadline_hooks.append(clock.overdue_at)
 
     @classmethod
     def from_models(
