@@ -28,7 +28,7 @@ def add_eval(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--densities", type=int, default=7,
                    help="requested densities in the sweep (default 7)")
     p.add_argument("--genres", help="comma-separated genres (default: drums rock,funk,jazz,"
-                   "latin,hiphop; melody the model's genres with data)")
+                   "latin,hiphop; melody pop,jazz,folk; those with data)")
     p.add_argument("--max-windows", type=int, default=1000,
                    help="most windows for the NLL and per split for the classifier")
     p.add_argument("--temperature", type=float, default=1.0)

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from musegen.checkpoint import load_model
 from musegen.cli_eval import add_eval
 from musegen.cli_models import UserError
 from musegen.evaluation.metrics import BarIndex, median_relative_error, rankdata, spearman
+from musegen.evaluation.suite import choose_genres
 
 # 3 genres x (3 train + 1 validation) short 4/4 beats
 FILES = [
@@ -144,3 +146,14 @@ def test_eval_bad_input_is_one_line(tiny_model: tuple[Path, Path], tmp_path: Pat
     with pytest.raises(UserError, match="no usable drums pieces"):
         run_eval("--model", str(model), "--data", str(tmp_path / "empty"),
                  "--cache-dir", str(tmp_path / "cache"), "--no-progress")
+
+
+def test_genre_control_is_judged_over_each_parts_named_genres_that_have_data() -> None:
+    melody, drums = load_model("melody-lstm"), load_model("drums-lstm")
+    assert {"rock", "funk", "latin"} <= set(melody.meta.genres)  # carried, but barely seen
+    counts = {"pop": 900, "jazz": 150, "folk": 140, "rock": 150, "funk": 12, "latin": 5}
+    assert choose_genres(melody, counts, None) == ("pop", "jazz", "folk")
+    assert choose_genres(melody, {**counts, "folk": 0}, None) == ("pop", "jazz")
+    assert choose_genres(melody, counts, ["rock", "pop"]) == ("rock", "pop")  # when asked
+    drum_counts = dict.fromkeys(("rock", "funk", "jazz", "latin", "hiphop", "pop"), 50)
+    assert choose_genres(drums, drum_counts, None) == ("rock", "funk", "jazz", "latin", "hiphop")
