@@ -171,14 +171,15 @@ def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                    "MIDI clock on a JACK server; web: delivery to 50 websocket clients "
                    "(see `musegen bench --help`)")
     p.add_argument("--model", action="append", help="model name or folder (default: all shipped)")
-    p.add_argument("--steps", type=int, default=500, help="timed steps per model")
+    p.add_argument("--steps", type=int,
+                   help="timed steps per model (default: musegen.bench.BENCH_STEPS, 2000)")
     p.add_argument("--bars", type=int, default=8, help="bars generated for the real-time factor")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=run_bench_cli)
 
 
 def run_bench_cli(args: argparse.Namespace) -> int:
-    from musegen.bench import run_bench
+    from musegen.bench import BENCH_STEPS, run_bench
 
     if args.target != "models":  # the bridges' benchmarks: the `musegen` script adds them
         bridge_bench = getattr(args, "bridge_benches", {}).get(args.target)
@@ -188,7 +189,7 @@ def run_bench_cli(args: argparse.Namespace) -> int:
         result: int = bridge_bench(args)
         return result
     try:
-        report = run_bench(args.model, args.steps, args.bars)
+        report = run_bench(args.model, args.steps or BENCH_STEPS, args.bars)
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
     if args.json:
