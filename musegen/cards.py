@@ -108,6 +108,7 @@ def card_text(
         "`musegen/generation/steering.py`; strength "
         f"{_steering(config)}); the model alone is below.",
         "",
+        *_judged_genres(config),
         *_table({k: v for k, v in config.get("metrics", {}).items() if k != "per_genre"}),
         "",
         *_per_genre(config.get("metrics", {}).get("per_genre", {})),
@@ -118,6 +119,20 @@ def card_text(
         "",
     ]
     return "\n".join(lines)
+
+
+def _judged_genres(config: dict[str, Any]) -> list[str]:
+    """Say which genres genre control was judged over, and which the model carries unjudged."""
+    judged = config.get("metrics", {}).get("genres")
+    if not judged:
+        return []
+    others = [g for g in config["genres"] if g not in judged and g != "other"]
+    line = f"Genre control is judged over {', '.join(judged)}."
+    if others:
+        line += (f" The model also takes {', '.join(others)}, which were not judged"
+                 " (`DEFAULT_GENRES` in `musegen/evaluation/suite.py` says why): treat their"
+                 " genre control as untested.")
+    return [line, ""]
 
 
 def _steering(config: dict[str, Any]) -> str:

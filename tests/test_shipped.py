@@ -74,6 +74,8 @@ def test_ship_refreshes_a_model_in_place_with_both_metric_tables(tmp_path: Path)
                                              "genre_adherence": 0.5}
     card = (folder / "card.md").read_text()
     assert "The model alone" in card and "| density_spearman | 0.9 |" in card
+    assert "Genre control is judged over rock, funk, jazz, latin, hiphop." in card
+    assert "also takes pop, country, reggae, blues, which were not judged" in card
     assert "| step_ms_p50 | 0.12 |" in card
     assert (folder / "model.safetensors").read_bytes() == weights
 
