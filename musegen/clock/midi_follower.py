@@ -143,9 +143,13 @@ class MidiClockFollower(Clock):
             self._declare_loss(t)
 
     def overdue_at(self) -> float:
-        """When `check` will declare the clock lost if no tick comes first (inf: not armed)."""
+        """When `check` will declare the clock lost if no tick comes first (inf: not armed).
+
+        Counted from the last tick or a later start/continue, since a master may send no
+        clock while stopped and needs a moment after Start.
+        """
         fit = self._fit
-        if self._lost or fit.count < 2:  # as `_overdue`
+        if self._lost or fit.count < 2:  # one tick gives no period to time out against
             return math.inf
         return self._silent_since() + self.timeout_intervals * fit.period
 
@@ -171,12 +175,8 @@ class MidiClockFollower(Clock):
         return fit.count >= 2 and t - fit.t_last > self.timeout_intervals * fit.period
 
     def _overdue(self, t: float) -> bool:
-        """Silent too long: counted from the last tick or a later start/continue, since a
-        master may send no clock while stopped and needs a moment after Start."""
-        fit = self._fit
-        if self._lost or fit.count < 2:  # one tick gives no period to time out against
-            return False
-        return t - self._silent_since() > self.timeout_intervals * fit.period
+        """Silent too long (see `overdue_at`)."""
+        return t > self.overdue_at()
 
     def _silent_since(self) -> float:
         return max(self._fit.t_last, self._transport_t)
@@ -186,7 +186,7 @@ class MidiClockFollower(Clock):
         fit = self._fit
         was_lost = self._lost
         if not was_lost and self._overdue(t):  # the loss is noticed here, not by check()
-            self._declare_loss(self._silent_since() + self.timeout_intervals * fit.period)
+            self._declare_loss(self.overdue_at())
             was_lost = True
         if self._playing and self._run_k0 is not None:
             self._raise_floor(t)

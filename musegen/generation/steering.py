@@ -46,10 +46,12 @@ class DensitySteering:
             # STEP s lands at the end of step s, carrying one hit
             self._lands = (np.arange(len(moves)) + 1.0) / grammar.steps_per_bar
             self._carried = 1.0
+            self._bar_length = grammar.steps_per_bar
         elif isinstance(grammar, PerformanceGrammar):
             onsets, moves = grammar.tok.note_on_ids, grammar.tok.time_shift_ids
             self._lands = np.arange(1.0, len(moves) + 1.0)  # shift i moves i + 1 units
             self._carried = 0.0
+            self._bar_length = grammar.bar_units
         else:
             raise TypeError(f"no onset tokens known for {type(grammar).__name__}")
         self.grammar = grammar
@@ -105,19 +107,13 @@ class DensitySteering:
 
     def _progress(self) -> float:
         """How much of the bar is done, counting the current moment (its onsets are due)."""
-        g = self.grammar
-        if isinstance(g, DrumGrammar):
-            return (g.step + 1) / g.steps_per_bar
-        assert isinstance(g, PerformanceGrammar)
-        return (g.position + 1) / g.bar_units
+        return (self._moment() + 1) / self._bar_length
 
     def _landing_progress(self) -> npt.NDArray[np.float64]:
         """For each move token, how much of the bar will be done where it lands."""
-        g = self.grammar
-        if isinstance(g, DrumGrammar):
+        if isinstance(self.grammar, DrumGrammar):
             return self._lands
-        assert isinstance(g, PerformanceGrammar)
-        return (g.position + self._lands + 1) / g.bar_units
+        return (self._moment() + self._lands + 1) / self._bar_length
 
 
 def _clip(deficit: float) -> float:
