@@ -1,23 +1,23 @@
-"""numpy streaming step of :class:`musegen.models.TransformerGenerator` (see runtime/base.py).
+"""Streaming step of :class:`musegen.models.TransformerGenerator` (see runtime/base.py).
 
-Folded at load time, so a block is a few BLAS calls and elementwise ops on preallocated rows:
+The step is one compiled call (runtime/transformer_kernel.py); prefill, a block of rows at
+once, is numpy GEMMs. Both use weights folded at load time:
 
 * LayerNorm gains and biases go into the next linear layer's weights and bias, so a norm is
   centre and scale only;
 * RoPE becomes ``q cos + swap(q) sin``: the swapped, sign-flipped copy of q and k comes out of
   the same GEMM as q, k, v (five column blocks), and the 1/sqrt(head_dim) attention scale is
   folded into q's columns;
-* keys are cached transposed, ``[B, H, head_dim, max_len]``, so the scores are one batched GEMM
-  over the cached prefix.
-
-GELU is the exact erf form, as ``nn.GELU()``, with torch's erf on a shared buffer (numpy
-has none); its factor 1/2 is folded into the MLP's output weights.
+* keys are cached transposed, ``[B, H, head_dim, max_len]``, so a query's scores run along
+  contiguous rows;
+* GELU is the exact erf form, as ``nn.GELU()``; its factor 1/2 is folded into the MLP's
+  output weights.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, cast
 
 import numpy as np
@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from musegen.models.transformer import Block, TransformerGenerator, rope_tables
 from musegen.runtime.base import NumpyStreamer, condition_table, to_numpy
+from musegen.runtime.transformer_kernel import step_kernel
 
 Array = np.ndarray[Any, Any]
 
@@ -48,22 +49,14 @@ class NumpyTransformerState:
     v: Array  # [L, B, H, max_len, hd]
     position: int
     x: Array  # [B, D] residual stream
-    xn: Array  # [B, D] normalised
-    qkv: Array  # [B, 5D]
-    rope: Array  # [B, 2D] rotated q and k
-    scores: Array  # [B, H, 1, max_len]
-    att: Array  # [B, H, 1, hd]
-    d_tmp: Array  # [B, D]
-    hid: Array  # [B, F]
-    erf: Array  # [B, F] GELU scratch
-    erf_t: torch.Tensor  # torch view of erf
-    ones: Array  # [B, F]; array operands: numpy's scalar path costs more than the op
-    inv_sqrt2: Array  # [B, F]
-    rope_tmp: Array  # [B, 2D]
-    sq: Array  # [B, D]
-    stat: Array  # [B, 1] a mean or variance per row
-    mean_col: Array  # [D, 1] all 1/D
     logits: Array  # [B, V]
+    xn: Array  # [D] scratch rows, reused per stream: normalised x, then each sublayer's output
+    qkv: Array  # [5D]
+    rope: Array  # [2D] rotated q and k
+    att: Array  # [D] attention output, heads side by side
+    hid: Array  # [F]
+    scores: Array  # [max(max_len, F)] attention scores, then GELU scratch
+    exp_bits: Array  # [max(max_len, F)] int32: exp's 2^i as float bits (transformer_kernel.py)
 
 
 class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
@@ -84,7 +77,13 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
         self.cond_in = condition_table(model.cond_in)  # [G + 1, D, D]: the last genre is the mean
         cond = condition_table(model.cond_layers)
         self.cond_layers = np.ascontiguousarray(cond.reshape(*cond.shape[:2], c.layers, -1))
-        self.blocks = [self._fold(b) for b in cast("Sequence[Block]", model.blocks)]
+        folded = [self._fold(b) for b in cast("Sequence[Block]", model.blocks)]
+        # one [L, ...] array per weight for the kernel; per-layer views of it for prefill
+        self.stacked = _BlockWeights(*(np.stack(layer_arrays)
+                                       for layer_arrays in zip(*map(_arrays, folded), strict=True)))
+        self.blocks = [_BlockWeights(*(a[i] for a in _arrays(self.stacked)))
+                       for i in range(c.layers)]
+        self.eps_table = np.array(self.eps, dtype=np.float32)
         self.final_eps = model.ln_f.eps
         self.head_w, self.head_b = _fold_norm(model.ln_f, model.head.weight, model.head.bias)
 
@@ -114,16 +113,11 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
         def zeros(*shape: int) -> Array:
             return np.zeros(shape, dtype=np.float32)
 
-        erf = zeros(b, self.ffn)
         return NumpyTransformerState(
             kt=zeros(self.layers, b, h, hd, t), v=zeros(self.layers, b, h, t, hd), position=0,
-            x=zeros(b, d), xn=zeros(b, d), qkv=zeros(b, 5 * d), rope=zeros(b, 2 * d),
-            scores=zeros(b, h, 1, t), att=zeros(b, h, 1, hd), d_tmp=zeros(b, d),
-            hid=zeros(b, self.ffn), erf=erf, erf_t=torch.from_numpy(erf),
-            ones=np.ones((b, self.ffn), np.float32),
-            inv_sqrt2=np.full((b, self.ffn), 1 / np.sqrt(2), np.float32),
-            rope_tmp=zeros(b, 2 * d), logits=zeros(b, self.vocab_size),
-            sq=zeros(b, d), stat=zeros(b, 1), mean_col=np.full((d, 1), 1 / d, np.float32),
+            x=zeros(b, d), logits=zeros(b, self.vocab_size), xn=zeros(d), qkv=zeros(5 * d),
+            rope=zeros(2 * d), att=zeros(d), hid=zeros(self.ffn), scores=zeros(max(t, self.ffn)),
+            exp_bits=np.zeros(max(t, self.ffn), dtype=np.int32),
         )
 
     def step_numpy(
@@ -135,17 +129,15 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
                 f"stream is full: max_len={self.max_len} tokens; start a new stream "
                 "(or re-prime it with the most recent tokens)"
             )
-        x = state.x
-        np.add(self.token_rows[token], self.cond_in[genre, density], out=x)  # [B, D]
-        cond = self.cond_layers[genre, density]  # [B, L, D]
-        for i, weights in enumerate(self.blocks):
-            x += cond[:, i]
-            self._attend(i, weights, state)
-            self._mlp(i, weights, state)
+        w, s = self.stacked, state
+        step_kernel(
+            token, genre, density, pos, self.token_rows, self.cond_in, self.cond_layers,
+            w.qkv_w, w.qkv_b, w.proj_w, w.proj_b, w.fc_w, w.fc_b, w.out_w, w.out_b, self.eps_table,
+            self.cos, self.sin, self.head_w, self.head_b, self.final_eps,
+            s.kt, s.v, s.x, s.xn, s.qkv, s.rope, s.att, s.hid, s.scores,
+            s.exp_bits, s.exp_bits.view(np.float32), s.logits,
+        )
         state.position = pos + 1
-        _normalize(x, state, self.final_eps)
-        np.matmul(state.xn, self.head_w, out=state.logits)
-        state.logits += self.head_b
         return state.logits
 
     def prefill(
@@ -182,59 +174,14 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
         state.kt[i, 0, :, :, start:end] = rope[:, d:].reshape(t, h, hd).transpose(1, 2, 0)
         state.v[i, 0, :, start:end] = qkv[:, 2 * d : 3 * d].reshape(t, h, hd).transpose(1, 0, 2)
         scores = q @ state.kt[i, 0, :, :, :end]  # [H, T, end]
-        future = np.arange(end)[None, :] > np.arange(start, end)[:, None]  # [T, end]
-        scores[:, future] = -np.inf
+        # future keys masked by adding -inf: a boolean-mask store costs 20x more
+        scores += np.where(np.arange(end)[None, :] > np.arange(start, end)[:, None],
+                           np.float32(-np.inf), np.float32(0.0))  # [T, end], broadcast over H
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         scores /= scores.sum(axis=-1, keepdims=True)
         att = scores @ state.v[i, 0, :, :end]  # [H, T, hd]
         out: Array = att.transpose(1, 0, 2).reshape(t, d) @ w.proj_w + w.proj_b  # -> [T, D]
         return out
-
-    def _attend(self, i: int, w: _BlockWeights, s: NumpyTransformerState) -> None:
-        b, d, h, hd, pos = s.x.shape[0], self.d_model, self.heads, self.head_dim, s.position
-        n = pos + 1
-        _normalize(s.x, s, self.eps[i])
-        np.matmul(s.xn, w.qkv_w, out=s.qkv)
-        s.qkv += w.qkv_b
-        np.multiply(s.qkv[:, : 2 * d], self.cos[pos], out=s.rope)  # q, k rotated
-        np.multiply(s.qkv[:, 3 * d :], self.sin[pos], out=s.rope_tmp)
-        s.rope += s.rope_tmp
-        q = s.rope[:, :d].reshape(b, h, 1, hd)  # [B, D] -> [B, H, 1, hd]
-        s.kt[i, :, :, :, pos] = s.rope[:, d:].reshape(b, h, hd)
-        s.v[i, :, :, pos] = s.qkv[:, 2 * d : 3 * d].reshape(b, h, hd)
-        scores = s.scores[..., :n]  # [B, H, 1, n]
-        np.matmul(q, s.kt[i, ..., :n], out=scores)
-        scores -= scores.max(axis=-1, keepdims=True)
-        np.exp(scores, out=scores)
-        np.matmul(scores, s.v[i, :, :, :n], out=s.att)  # [B, H, 1, hd]
-        s.att /= np.add.reduce(scores, axis=-1, keepdims=True)
-        np.matmul(s.att.reshape(b, d), w.proj_w, out=s.d_tmp)  # [B, H, 1, hd] -> [B, D]
-        s.x += s.d_tmp
-        s.x += w.proj_b
-
-    def _mlp(self, i: int, w: _BlockWeights, s: NumpyTransformerState) -> None:
-        _normalize(s.x, s, self.eps[i])
-        np.matmul(s.xn, w.fc_w, out=s.hid)
-        s.hid += w.fc_b
-        _gelu_half_(s.hid, s.erf, s.erf_t, s.ones, s.inv_sqrt2)
-        np.matmul(s.hid, w.out_w, out=s.d_tmp)
-        s.x += s.d_tmp
-        s.x += w.out_b
-
-
-def _normalize(x: Array, s: NumpyTransformerState, eps: float) -> None:
-    """LayerNorm without its affine part (folded into the next weights): x [B, D] -> s.xn.
-
-    Means as GEMMs with a [D, 1] column of 1/D into preallocated [B, 1] buffers: numpy's own
-    reductions allocate and cost several times more at this size.
-    """
-    np.matmul(x, s.mean_col, out=s.stat)  # [B, 1]
-    np.subtract(x, s.stat, out=s.xn)
-    np.multiply(s.xn, s.xn, out=s.sq)
-    np.matmul(s.sq, s.mean_col, out=s.stat)  # variance
-    s.stat += eps
-    np.sqrt(s.stat, out=s.stat)
-    s.xn /= s.stat
 
 
 def _normalized(x: Array, eps: float) -> Array:
@@ -244,16 +191,9 @@ def _normalized(x: Array, eps: float) -> Array:
     return out
 
 
-def _gelu_half_(x: Array, u: Array, u_t: torch.Tensor, ones: Array, inv_sqrt2: Array) -> None:
-    """x <- 2 GELU(x) = x (1 + erf(x / sqrt 2)) in place (the 1/2 is in the next weights).
-
-    ``u`` is scratch shaped like x and ``u_t`` a torch view of it: numpy has no erf, and
-    torch's vectorised erf on a shared buffer costs one dispatch, with no copy.
-    """
-    np.multiply(x, inv_sqrt2, out=u)
-    u_t.erf_()
-    u += ones
-    x *= u
+def _arrays(weights: _BlockWeights) -> list[Array]:
+    """The arrays of a block in field order (not ``astuple``: that deep-copies them)."""
+    return [getattr(weights, f.name) for f in fields(weights)]
 
 
 def _fold_norm(norm: nn.LayerNorm, weight: Tensor, bias: Tensor) -> tuple[Array, Array]:
