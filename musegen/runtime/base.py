@@ -58,6 +58,7 @@ class NumpyStreamer(ABC, Generic[S]):
     """A compiled, inference-only copy of a generator's streaming path."""
 
     family: str = "base"
+    runtime: str = "numpy"  # what runs the step: "numpy" calls, or one "numba" compiled call
     vocab_size: int
 
     @abstractmethod

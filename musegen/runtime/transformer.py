@@ -1,6 +1,6 @@
 """Streaming step of :class:`musegen.models.TransformerGenerator` (see runtime/base.py).
 
-The step is one compiled call (runtime/transformer_kernel.py); prefill, a block of rows at
+The step is one compiled call (runtime/kernels.py); prefill, a block of rows at
 once, is numpy GEMMs. Both use weights folded at load time:
 
 * LayerNorm gains and biases go into the next linear layer's weights and bias, so a norm is
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from musegen.models.transformer import Block, TransformerGenerator, rope_tables
 from musegen.runtime.base import NumpyStreamer, condition_table, to_numpy
-from musegen.runtime.transformer_kernel import step_kernel
+from musegen.runtime.kernels import transformer_step
 
 Array = np.ndarray[Any, Any]
 
@@ -56,11 +56,12 @@ class NumpyTransformerState:
     att: Array  # [D] attention output, heads side by side
     hid: Array  # [F]
     scores: Array  # [max(max_len, F)] attention scores, then GELU scratch
-    exp_bits: Array  # [max(max_len, F)] int32: exp's 2^i as float bits (transformer_kernel.py)
+    exp_bits: Array  # [max(max_len, F)] int32: exp's 2^i as float bits (runtime/kernels.py)
 
 
 class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
     family = "transformer"
+    runtime = "numba"
 
     @torch.no_grad()
     def __init__(self, model: TransformerGenerator) -> None:
@@ -130,7 +131,7 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
                 "(or re-prime it with the most recent tokens)"
             )
         w, s = self.stacked, state
-        step_kernel(
+        transformer_step(
             token, genre, density, pos, self.token_rows, self.cond_in, self.cond_layers,
             w.qkv_w, w.qkv_b, w.proj_w, w.proj_b, w.fc_w, w.fc_b, w.out_w, w.out_b, self.eps_table,
             self.cos, self.sin, self.head_w, self.head_b, self.final_eps,

@@ -1,16 +1,19 @@
-"""The Transformer's streaming step as one compiled (numba) function: weights folded by
-runtime/transformer.py, every buffer preallocated in its state.
+"""Streaming steps compiled with numba: the Transformer's and the LSTM's, each one call per
+token over weights folded by runtime/transformer.py and runtime/lstm.py, every buffer
+preallocated in the stream state.
 
-Why compiled: a step of a 4-layer, 128-wide model is about 40 small numpy calls per layer, and
-at batch 1 their dispatch (2-5 us each) costs several times the arithmetic. One call into a
-loop nest leaves only the arithmetic: the matrix-vector products (memory-bound, about as fast
-as BLAS here, see `_matvec`), attention over the cached prefix, and the norms and GELU in
-registers. The loops are plain float32 with ``fastmath`` so LLVM vectorises them, and exp and
-erf are polynomials for the same reason. Sums are reordered: the shipped Transformers' logits
-move by 2e-6 of their largest against torch's (the runtime tests allow 1e-5).
+Why compiled: at batch 1 a numpy step is dozens of small calls per layer (about 40 for a
+Transformer block, 14 for an LSTM layer), and their dispatch (1-5 us each) cost more than the
+arithmetic. One call into a loop nest leaves only the arithmetic: the matrix-vector products
+(memory-bound; see `_accumulate`), attention over the cached prefix, norms and activations.
+The loops are plain float32 with ``fastmath`` so LLVM vectorises them, and exp and erf are
+polynomials for the same reason. Sums are reordered: logits move by about 2e-6 of their
+largest against torch's (the runtime tests allow 1e-5).
 
-``cache=True`` writes the machine code next to this file (or to ``NUMBA_CACHE_DIR``), so only
-the first process on a machine pays the compile (a few seconds).
+One file on purpose: numba's on-disk cache (``cache=True``, next to this file or in
+``NUMBA_CACHE_DIR``; only the first process on a machine pays the few seconds of compiling)
+is keyed on the file of the function compiled, so a helper edited in another file would leave
+its callers' cached code stale.
 """
 
 from __future__ import annotations
@@ -88,15 +91,15 @@ def _normalize(x: Array, out: Array, eps: float) -> None:
 def _exp_rows(
     x: Array, n: int, shift: float | np.floating[Any], bits: Array, bits_as_float: Array
 ) -> None:
-    """x[:n] <- exp(x[:n] - shift) for x <= shift, in loops LLVM vectorises (libm's expf does
-    not: it was half of attention's cost).
+    """x[:n] <- exp(x[:n] - shift), the exponent clamped to [-87, 88] (float32's range), in
+    loops LLVM vectorises (libm's expf does not: it was half of attention's cost).
 
     exp(z) = 2^i 2^f with i = round(z log2 e), |f| <= 1/2: 2^f from its Taylor series to
     degree 7 (relative error about 1e-8), 2^i built as float bits in ``bits`` (int32 [T]),
     read back through ``bits_as_float``, a float32 view of the same memory.
     """
     for t in range(n):
-        z = max(x[t] - shift, np.float32(-87.0)) * _LOG2E
+        z = min(max(x[t] - shift, np.float32(-87.0)), np.float32(88.0)) * _LOG2E
         i = np.floor(z + np.float32(0.5))  # float32 (math.floor: int64, scalar)
         f = (z - i) * _LN2
         tail = _C4 + f * (_C5 + f * (_C6 + f * _C7))
@@ -154,7 +157,7 @@ def _gelu_twice(x: Array, tmp: Array, bits: Array, bits_as_float: Array) -> None
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def step_kernel(
+def transformer_step(
     tokens: Array, genres: Array, densities: Array, pos: int,
     token_rows: Array, cond_in: Array, cond_layers: Array,
     qkv_w: Array, qkv_b: Array, proj_w: Array, proj_b: Array,
@@ -203,3 +206,58 @@ def step_kernel(
                 xb[i] += xn[i]
         _normalize(xb, xn, final_eps)
         _matvec(xn, head_w, head_b, logits[b])
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _tanh_rows(x: Array, n: int, tmp: Array, bits: Array, bits_as_float: Array) -> None:
+    """x[:n] <- tanh(x[:n]) = 2 / (1 + exp(-2x)) - 1, vectorised through `_exp_rows`."""
+    for j in range(n):
+        tmp[j] = np.float32(-2.0) * x[j]
+    _exp_rows(tmp, n, np.float32(0.0), bits, bits_as_float)
+    for j in range(n):
+        x[j] = np.float32(2.0) / (_ONE + tmp[j]) - _ONE
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def lstm_step(
+    tokens: Array, genres: Array, densities: Array,
+    token_rows: Array, cond: Array, w_hh0: Array, w_cat: Array, head_w: Array, head_b: Array,
+    h2: Array, c: Array, gates: Array, tanh_c: Array, tmp: Array, bits: Array,
+    bits_as_float: Array, logits: Array,
+) -> None:
+    """One token per stream: ids [B] -> logits [B, V]; h2 [B, L * H] and c [L, B, H] updated.
+
+    Tables as runtime/lstm.py folds them: gate columns (i, f, o, g) with i, f, o pre-scaled by
+    1/2, so ``2 sigmoid(a) = 1 + tanh(a / 2)`` and one tanh covers all four gates; token_rows
+    [V, 4H] (layer 0's input product), cond [L, G + 1, D, 4H], w_hh0 [H, 4H], w_cat
+    [L - 1, 2H, 4H] over ``[2 h_below ; 2 h_own]``, head_w [H, V]; the state keeps 2 h.
+    Scratch: gates and tmp [4H], tanh_c [H], bits and bits_as_float (`_exp_rows`) [4H].
+    """
+    layers, hid = c.shape[0], c.shape[2]
+    for b in range(tokens.shape[0]):
+        hb, genre, density = h2[b], genres[b], densities[b]
+        for k in range(layers):
+            if k == 0:
+                row = token_rows[tokens[b]]
+                for j in range(4 * hid):
+                    gates[j] = row[j]
+                _accumulate(hb, w_hh0, hid, 4 * hid, gates)
+            else:  # [2 h_{k-1} (this step) ; 2 h_k (last step)]: adjacent in h2
+                for j in range(4 * hid):
+                    gates[j] = 0.0
+                _accumulate(hb[(k - 1) * hid :], w_cat[k - 1], 2 * hid, 4 * hid, gates)
+            bias = cond[k, genre, density]
+            for j in range(4 * hid):
+                gates[j] += bias[j]
+            _tanh_rows(gates, 4 * hid, tmp, bits, bits_as_float)
+            ck = c[k, b]
+            for j in range(hid):  # c = sigmoid(f) c + sigmoid(i) g
+                ck[j] = np.float32(0.5) * ((_ONE + gates[hid + j]) * ck[j]
+                                           + (_ONE + gates[j]) * gates[3 * hid + j])
+                tanh_c[j] = ck[j]
+            _tanh_rows(tanh_c, hid, tmp, bits, bits_as_float)
+            for j in range(hid):  # 2 h = 2 sigmoid(o) tanh(c)
+                hb[k * hid + j] = (_ONE + gates[2 * hid + j]) * tanh_c[j]
+        for j in range(head_b.shape[0]):
+            logits[b, j] = head_b[j]
+        _accumulate(hb[(layers - 1) * hid :], head_w, hid, head_w.shape[1], logits[b])
