@@ -1,8 +1,9 @@
 """Fast inference paths for the generators, behind the models' own streaming interface.
 
-``compile_streamer(model)`` returns a numpy runtime for the model's family (see base.py for
-why it is faster at batch 1), built from the model's current weights. The runtime is a
-snapshot: change the weights and compile again (``stepper_for`` does so by itself).
+``compile_streamer(model)`` returns the runtime for the model's family (see base.py for why
+it is faster at batch 1), built from the model's current weights and stepped once, so numba
+has compiled it before it is needed. The runtime is a snapshot: change the weights and
+compile again (``stepper_for`` does so by itself).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from musegen.models import LSTMGenerator, TransformerGenerator, WaveNetGenerator
@@ -30,13 +32,24 @@ _blas_limited = False
 def compile_streamer(model: Generator[Any]) -> NumpyStreamer[Any]:
     """The numpy runtime of ``model`` (an LSTM, Transformer or WaveNet generator)."""
     _limit_blas_threads()
+    streamer: NumpyStreamer[Any]
     if isinstance(model, LSTMGenerator):
-        return NumpyLSTM(model)
-    if isinstance(model, TransformerGenerator):
-        return NumpyTransformer(model)
-    if isinstance(model, WaveNetGenerator):
-        return NumpyWaveNet(model)
-    raise TypeError(f"no numpy runtime for {type(model).__name__}")
+        streamer = NumpyLSTM(model)
+    elif isinstance(model, TransformerGenerator):
+        streamer = NumpyTransformer(model)
+    elif isinstance(model, WaveNetGenerator):
+        streamer = NumpyWaveNet(model)
+    else:
+        raise TypeError(f"no runtime for {type(model).__name__}")
+    _warm_up(streamer)
+    return streamer
+
+
+def _warm_up(streamer: NumpyStreamer[Any]) -> None:
+    """One step on a throwaway stream, so a compiled step is compiled (or loaded from numba's
+    cache) now, while a model loads, and not on the first bar a player hears."""
+    ids = np.zeros(1, dtype=np.int64)
+    streamer.step_numpy(ids, ids, ids, streamer.start_stream(1))
 
 
 def stepper_for(model: Generator[Any]) -> NumpyStreamer[Any]:
