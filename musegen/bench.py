@@ -3,7 +3,7 @@
 All timings run at batch 1 on one thread (`torch.set_num_threads(1)`, BLAS limited to one
 thread), as on a Raspberry Pi core, and report medians and p99 over many steps after a
 warm-up. Each model's step is timed on both paths, the runtime the engine uses (``step_ms_*``;
-numpy calls, or one numba call for the LSTM and Transformer) and the torch reference
+one numba-compiled call per step) and the torch reference
 (``torch_step_ms_*``), in the same run. The LSTM section measures, for the shipped LSTM's
 own shapes: our streaming step and the raw matrix-vector products of an LSTM step (the floor:
 the faster of torch and numpy doing them; our step replaces layer 0's input product by a row
@@ -75,7 +75,7 @@ def timed_together(
 
 def _stepping(model: Stepper) -> Callable[[Any], object]:
     """state -> one step on token 3 (BAR), genre 0, density bin 0, called as the engine calls
-    it: ``step_numpy`` with int arrays for the numpy runtime, ``step`` with tensors for torch."""
+    it: ``step_numpy`` with int arrays for our runtime, ``step`` with tensors for torch."""
     if isinstance(model, NumpyStreamer):
         ids = np.array([3]), np.array([0]), np.array([0])
         return lambda state: model.step_numpy(*ids, state)
@@ -131,7 +131,7 @@ def realtime_factor(loaded: LoadedModel, bars: int) -> float:
 
 
 def lstm_baseline(loaded: LoadedModel, steps: int) -> dict[str, Any]:
-    """Our numpy step of `loaded` (an LSTM), the raw matvec floor of its shapes (torch and
+    """Our compiled step of `loaded` (an LSTM), the raw matvec floor of its shapes (torch and
     numpy) taking turns with it, and naive `nn.LSTM` stepping."""
     config = loaded.model.config
     assert isinstance(config, LSTMConfig)
@@ -183,7 +183,7 @@ def _torch_matvecs(emb: int, hid: int, layers: int, vocab: int) -> Callable[[], 
 
 
 def _numpy_matvecs(emb: int, hid: int, layers: int, vocab: int) -> Callable[[], None]:
-    """The same products as numpy row-vector GEMMs (the layout the numpy runtime uses)."""
+    """The same products as numpy row-vector GEMMs (the layout our runtime uses)."""
     rng = np.random.default_rng(0)
 
     def rand(*shape: int) -> np.ndarray[Any, Any]:

@@ -1,4 +1,4 @@
-"""The numpy runtime (musegen/runtime) against the torch models it is compiled from."""
+"""The compiled runtime (musegen/runtime) against the torch models it is compiled from."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ class BarGenerator:
         self.grammar = _grammar_for(loaded)
         self.steering = DensitySteering(self.grammar,
                                         steering_strength(self.sampling, loaded.meta.sampling))
-        # The numpy runtime of the model: same stream contract, a fraction of the step cost.
+        # The compiled runtime of the model: same stream contract, a fraction of the step cost.
         self.stepper = stepper_for(self.model)
         self.sampler = TokenSampler(self.stepper.vocab_size, self.sampling)
         # Genre guidance runs a second batch row conditioned on the mean genre (it costs about

@@ -30,7 +30,7 @@ _blas_limited = False
 
 
 def compile_streamer(model: Generator[Any]) -> NumpyStreamer[Any]:
-    """The numpy runtime of ``model`` (an LSTM, Transformer or WaveNet generator)."""
+    """The compiled runtime of ``model`` (an LSTM, Transformer or WaveNet generator)."""
     _limit_blas_threads()
     streamer: NumpyStreamer[Any]
     if isinstance(model, LSTMGenerator):

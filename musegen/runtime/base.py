@@ -1,12 +1,12 @@
-"""The numpy streaming runtime: the same ``start_stream``/``step`` interface as the torch models,
-with each step written as a handful of numpy calls on preallocated buffers.
+"""The inference runtime: the same ``start_stream``/``step`` interface as the torch models, on
+numpy arrays, with each step one compiled call (runtime/kernels.py) on preallocated buffers.
 
 Why: at batch 1 these models are small (about 1M parameters), so a torch step is dominated by
-per-operator dispatch (about 5-10 us per op, dozens of ops per layer), not by arithmetic. numpy
-calls cost about 1 us, and the weights are folded into step tables once (embedding rows
-projected, biases and condition vectors merged), so a step is a few BLAS calls per layer.
-``musegen bench`` measures both paths in the same run; the engine (``BarGenerator``) steps
-this one, the faster for every shipped model.
+per-operator dispatch (about 5-10 us per op, dozens of ops per layer), not by arithmetic. The
+weights are folded into step tables once (embedding rows projected, biases and condition
+vectors merged), and the step runs as one numba-compiled loop nest, so only the arithmetic
+is left. ``musegen bench`` measures both paths in the same run; the engine (``BarGenerator``)
+steps this one, the faster for every shipped model.
 
 The torch model stays the reference: training, ``forward`` and the 1e-5 streaming tests use it,
 and each runtime is tested against it. Inputs are int arrays (or CPU tensors) of shape [B];
@@ -58,7 +58,7 @@ class NumpyStreamer(ABC, Generic[S]):
     """A compiled, inference-only copy of a generator's streaming path."""
 
     family: str = "base"
-    runtime: str = "numpy"  # what runs the step: "numpy" calls, or one "numba" compiled call
+    runtime: str = "numba"  # what runs the step, as `musegen bench` reports it
     vocab_size: int
 
     @abstractmethod

@@ -1,11 +1,12 @@
-"""Streaming steps compiled with numba: the Transformer's and the LSTM's, each one call per
-token over weights folded by runtime/transformer.py and runtime/lstm.py, every buffer
+"""Streaming steps compiled with numba, one call per token for each family (Transformer, LSTM,
+WaveNet) over weights folded by runtime/transformer.py, lstm.py and wavenet.py, every buffer
 preallocated in the stream state.
 
 Why compiled: at batch 1 a numpy step is dozens of small calls per layer (about 40 for a
-Transformer block, 14 for an LSTM layer), and their dispatch (1-5 us each) cost more than the
-arithmetic. One call into a loop nest leaves only the arithmetic: the matrix-vector products
-(memory-bound; see `_accumulate`), attention over the cached prefix, norms and activations.
+Transformer block, 14 for an LSTM layer, 8 for a WaveNet layer), and their dispatch (1-5 us
+each) cost more than the arithmetic. One call into a loop nest leaves only the arithmetic:
+the matrix-vector products (memory-bound; see `_accumulate`), attention over the cached
+prefix, norms and activations.
 The loops are plain float32 with ``fastmath`` so LLVM vectorises them, and exp and erf are
 polynomials for the same reason. Sums are reordered: logits move by about 2e-6 of their
 largest against torch's (the runtime tests allow 1e-5).
@@ -261,3 +262,60 @@ def lstm_step(
         for j in range(head_b.shape[0]):
             logits[b, j] = head_b[j]
         _accumulate(hb[(layers - 1) * hid :], head_w, hid, head_w.shape[1], logits[b])
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def wavenet_step(
+    tokens: Array, genres: Array, densities: Array, pos: int,
+    token_rows: Array, cond_in: Array, cond_layers: Array, conv_w: Array, res_w: Array,
+    skip_w: Array, skip_b: Array, head_w1: Array, head_b1: Array, head_w2: Array,
+    head_b2: Array, dilations: Array, queue_at: Array,
+    queue: Array, x: Array, proj: Array, gate: Array, z_sum: Array, skips: Array,
+    hidden: Array, tmp: Array, bits: Array, bits_as_float: Array, logits: Array,
+) -> None:
+    """One token per stream: ids [B] at position ``pos`` -> logits [B, V].
+
+    Tables as runtime/wavenet.py folds them (projection on write, gate halves for one tanh,
+    residual biases in the condition rows): conv_w [L, R, k 2C] (columns: current input, then
+    each tap), cond_layers [G + 1, D, L, 2C], res_w [L, 2C, R] (stacked twice), skip_w
+    [L C, S]. Every layer's queue of tap projections lies in ``queue`` [sum (k - 1) d_i, B,
+    (k - 1) 2C], layer i's rows from ``queue_at[i]``, its length (k - 1) d_i. Scratch: x [R],
+    proj [k 2C], gate and tmp [2C], z_sum [L C], skips and hidden [S], bits [2C].
+    """
+    layers, two_c = conv_w.shape[0], cond_layers.shape[3]
+    ch, taps = two_c // 2, conv_w.shape[2] // two_c - 1
+    for b in range(tokens.shape[0]):
+        row, c_in = token_rows[tokens[b]], cond_in[genres[b], densities[b]]
+        for j in range(x.shape[0]):
+            x[j] = row[j] + c_in[j]
+        for i in range(layers):
+            for j in range(proj.shape[0]):
+                proj[j] = 0.0
+            _accumulate(x, conv_w[i], x.shape[0], proj.shape[0], proj)
+            size = taps * dilations[i]
+            cond = cond_layers[genres[b], densities[b], i]
+            for j in range(two_c):
+                gate[j] = proj[j] + cond[j]
+            for m in range(taps):  # tap m was projected (taps - m) d steps ago
+                queued = queue[queue_at[i] + (pos - (taps - m) * dilations[i]) % size, b]
+                for j in range(two_c):
+                    gate[j] += queued[m * two_c + j]
+            slot = queue[queue_at[i] + pos % size, b]  # the oldest, read above: now refilled
+            for j in range(taps * two_c):
+                slot[j] = proj[two_c + j]
+            _tanh_rows(gate, two_c, tmp, bits, bits_as_float)
+            for j in range(ch):  # [tanh f, tanh f tanh(g / 2)]; their sum is 2 tanh f sigma g
+                gate[ch + j] *= gate[j]
+                z_sum[i * ch + j] = gate[j] + gate[ch + j]
+            _accumulate(gate, res_w[i], two_c, x.shape[0], x)  # residual, biases folded
+        _dense_relu(z_sum, skip_w, skip_b, skips)
+        _dense_relu(skips, head_w1, head_b1, hidden)
+        _matvec(hidden, head_w2, head_b2, logits[b])
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _dense_relu(x: Array, w: Array, b: Array, out: Array) -> None:
+    """out = max(x @ w + b, 0)."""
+    _matvec(x, w, b, out)
+    for j in range(out.shape[0]):
+        out[j] = max(out[j], np.float32(0.0))

@@ -39,7 +39,6 @@ class NumpyLSTMState:
 
 class NumpyLSTM(NumpyStreamer[NumpyLSTMState]):
     family = "lstm"
-    runtime = "numba"
 
     @torch.no_grad()
     def __init__(self, model: LSTMGenerator) -> None:

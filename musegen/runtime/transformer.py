@@ -61,7 +61,6 @@ class NumpyTransformerState:
 
 class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
     family = "transformer"
-    runtime = "numba"
 
     @torch.no_grad()
     def __init__(self, model: TransformerGenerator) -> None:

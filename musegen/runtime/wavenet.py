@@ -1,17 +1,18 @@
-"""numpy streaming step of :class:`musegen.models.WaveNetGenerator` (see runtime/base.py).
+"""Streaming step of :class:`musegen.models.WaveNetGenerator` (see runtime/base.py): one
+compiled call per token (``wavenet_step`` in runtime/kernels.py) over tables folded here.
 
-Three rewrites make a layer a handful of numpy calls:
+Three rewrites keep a layer to two products and a few vector ops:
 
 * Project on write. The conv output at step t is ``sum_m W_m x(t - (k-1-m) d)``. Instead of
   queueing raw inputs and gathering the taps every step, each input is multiplied once, when it
   arrives, by ``[W_current | W_tap0 | ...]``; the tap projections are queued, so a step reads
-  ready-made ``[2C]`` rows (one GEMM per layer, no gather).
-* Skips summed by one GEMM. ``sum_i z_i @ Wskip_i`` is ``[z_1 .. z_L] @ vstack(Wskip_i)``, so
-  each layer writes its gate into one row and the skip matmul runs once after the stack.
+  ready-made ``[2C]`` rows (one product per layer, no gather).
+* Skips summed by one product. ``sum_i z_i @ Wskip_i`` is ``[z_1 .. z_L] @ vstack(Wskip_i)``,
+  so each layer writes its gate into one row and the skip product runs once after the stack.
 * Residual biases folded into the condition rows (see ``_fold_residual_biases``).
 
 The sigmoid half of each gate is pre-scaled by 1/2 in the weights and conditions, so one tanh
-call serves both halves: ``2 tanh(f) sigmoid(g) = tanh(f) + tanh(f) tanh(g / 2)``, so the row
+pass serves both halves: ``2 tanh(f) sigmoid(g) = tanh(f) + tanh(f) tanh(g / 2)``, so the row
 ``[tanh(f), tanh(f) tanh(g / 2)]`` times the output weights stacked twice (and halved) is the
 layer's output, with no ``1 +`` op. Ring buffers have the torch model's sizes: a step is
 O(layers).
@@ -29,35 +30,24 @@ from torch import Tensor, nn
 
 from musegen.models.wavenet import GatedLayer, WaveNetGenerator
 from musegen.runtime.base import NumpyStreamer, condition_table, to_numpy
+from musegen.runtime.kernels import wavenet_step
 
 Array = np.ndarray[Any, Any]
 
 
 @dataclass
-class _LayerViews:
-    """Preallocated buffers and their slices for one layer (no slicing in the step loop)."""
-
-    queue: Array  # [(k - 1) * d, B, (k - 1) * 2C] queued tap projections
-    proj: Array  # [B, k * 2C] x @ [W_current | W_tap0 | ...]
-    proj_now: Array  # [B, 2C] view: the current input's contribution
-    proj_taps: Array  # [B, (k - 1) * 2C] view: what later steps will read
-    gate: Array  # [B, 2C] view into the state's z_all
-    tanh_f: Array  # [B, C] view of gate
-    tanh_g: Array  # [B, C] view of gate: tanh(g / 2), then tanh(f) tanh(g / 2)
-
-
-@dataclass
 class NumpyWaveNetState:
-    layers: list[_LayerViews]
     position: int
-    x: Array  # [B, R] the residual stream
-    res: Array  # [B, R] one layer's residual output
-    z_all: Array  # [B, L * 2C] every layer's gate, activated
-    z_halves: tuple[Array, Array]  # [B, L, C] views of z_all: tanh(f), tanh(f) tanh(g / 2)
-    z_sum: Array  # [B, L * C] their sum, 2 tanh(f) sigmoid(g): the one skip GEMM's input
-    skips: Array  # [B, S]
-    hidden: Array  # [B, S] the head's hidden layer
+    queue: Array  # [sum_i (k - 1) d_i, B, (k - 1) 2C] every layer's queued tap projections
     logits: Array  # [B, V]
+    x: Array  # [R] scratch, reused per stream: the residual stream
+    proj: Array  # [k 2C] x @ [W_current | W_tap0 | ...]
+    gate: Array  # [2C]
+    tmp: Array  # [2C]
+    exp_bits: Array  # [2C] int32 (runtime/kernels.py)
+    z_sum: Array  # [L C] every layer's 2 tanh(f) sigmoid(g): the skip product's input
+    skips: Array  # [S]
+    hidden: Array  # [S] the head's hidden layer
 
 
 class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
@@ -81,17 +71,18 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
         self.cond_layers = np.ascontiguousarray(
             (cond.reshape(*cond.shape[:2], n_layers, -1) + conv_bias) * half)
         # conv.weight [2C, R, k] -> taps [k, R, 2C]; columns [W_current | W_tap0 | ...]
-        self.conv_w = []
+        conv_w = []
         for layer in layers:
             taps = to_numpy(layer.conv.weight.permute(2, 0, 1).transpose(1, 2)) * half
             order = [c.kernel_size - 1, *range(c.kernel_size - 1)]
-            self.conv_w.append(np.ascontiguousarray(np.concatenate([taps[m] for m in order], 1)))
+            conv_w.append(np.concatenate([taps[m] for m in order], 1))
+        self.conv_w = np.stack(conv_w)  # [L, R, k 2C]
         # out.weight [R + S, C, 1] -> [C, R + S]; times 1/2 from the sigmoid identity
         out_w = [to_numpy(layer.out.weight.squeeze(-1).t()) * 0.5 for layer in layers]
         out_b = [to_numpy(cast(Tensor, layer.out.bias)) for layer in layers]
         # 2 tanh(f) sigmoid(g) = tanh(f) + tanh(f) tanh(g / 2): the layer's activated gate row
         # [tanh(f), tanh(f) tanh(g / 2)] times the weights stacked twice, [2C, R] and [2C, S]
-        self.res_w = [np.ascontiguousarray(np.vstack([w[:, :r]] * 2)) for w in out_w]
+        self.res_w = np.stack([np.vstack([w[:, :r]] * 2) for w in out_w])  # [L, 2C, R]
         self._fold_residual_biases([b[:r] for b in out_b])
         self.skip_w = np.ascontiguousarray(np.concatenate([w[:, r:] for w in out_w]))  # [L*C, S]
         self.skip_b = np.sum([b[r:] for b in out_b], axis=0).astype(np.float32)
@@ -101,6 +92,9 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
         self.head_w2 = to_numpy(head2.weight.squeeze(-1).t())  # [S, V]
         self.head_b2 = to_numpy(cast(Tensor, head2.bias))
         assert ch * n_layers == self.skip_w.shape[0]
+        self.dilation_table = np.array(self.dilations, dtype=np.int64)
+        lengths = [(c.kernel_size - 1) * d for d in self.dilations]
+        self.queue_at = np.cumsum([0, *lengths[:-1]]).astype(np.int64)  # each layer's first row
 
     def _fold_residual_biases(self, res_b: list[Array]) -> None:
         """Keep the residual stream without its biases: x' = x - B_i, B_i = sum of the biases
@@ -117,77 +111,32 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
             below = below + res_b[i]
 
     def start_stream(self, batch_size: int) -> NumpyWaveNetState:
-        b, ch, k = batch_size, self.channels, self.kernel_size
+        b, two_c = batch_size, 2 * self.channels
 
         def zeros(*shape: int) -> Array:
             return np.zeros(shape, dtype=np.float32)
 
-        n_layers = len(self.dilations)
-        z_all, z_sum = zeros(b, n_layers * 2 * ch), zeros(b, n_layers * ch)
-        z4 = z_all.reshape(b, n_layers, 2, ch)  # [B, L * 2C] -> [B, L, 2, C]: halves per layer
-        layers = []
-        for i, dilation in enumerate(self.dilations):
-            proj, gate = zeros(b, k * 2 * ch), z_all[:, i * 2 * ch : (i + 1) * 2 * ch]
-            layers.append(_LayerViews(
-                queue=np.tile(self.queue_start[i], ((k - 1) * dilation, b, 1)), proj=proj,
-                proj_now=proj[:, : 2 * ch], proj_taps=proj[:, 2 * ch :], gate=gate,
-                tanh_f=gate[:, :ch], tanh_g=gate[:, ch:],
-            ))
+        # each layer's rows start at its padding's projection (see _fold_residual_biases)
+        queue = np.concatenate([np.tile(start, ((self.kernel_size - 1) * d, b, 1))
+                                for start, d in zip(self.queue_start, self.dilations,
+                                                    strict=True)])
         return NumpyWaveNetState(
-            layers=layers, position=0, x=zeros(b, self.residual), res=zeros(b, self.residual),
-            z_all=z_all, z_sum=z_sum, z_halves=(z4[:, :, 0], z4[:, :, 1]),
-            skips=zeros(b, self.skip), hidden=zeros(b, self.skip),
-            logits=zeros(b, self.vocab_size),
+            position=0, queue=queue, logits=zeros(b, self.vocab_size), x=zeros(self.residual),
+            proj=zeros(self.kernel_size * two_c), gate=zeros(two_c), tmp=zeros(two_c),
+            exp_bits=np.zeros(two_c, np.int32), z_sum=zeros(len(self.dilations) * self.channels),
+            skips=zeros(self.skip), hidden=zeros(self.skip),
         )
 
     def step_numpy(
         self, token: Array, genre: Array, density: Array, state: NumpyWaveNetState
     ) -> Array:
-        pos, x, res = state.position, state.x, state.res
-        if token.shape[0] == 1:  # integer indexing returns views: no gather, no allocation
-            tok, g, d = int(token[0]), int(genre[0]), int(density[0])
-            np.add(self.token_rows[tok], self.cond_in[g, d], out=x)  # [B, R]
-            cond = self.cond_layers[g, d]  # [L, 2C], each row broadcast over B
-        else:
-            np.add(self.token_rows[token], self.cond_in[genre, density], out=x)
-            cond = self.cond_layers[genre, density].transpose(1, 0, 2)  # [B, L, 2C] -> [L, B, 2C]
-        one_tap = self.kernel_size == 2
-        for i, lv in enumerate(state.layers):
-            np.matmul(x, self.conv_w[i], out=lv.proj)  # [B, k * 2C]
-            slot = pos % lv.queue.shape[0]
-            if one_tap:  # the tap d steps back: the slot about to be overwritten
-                np.add(lv.proj_now, lv.queue[slot], out=lv.gate)
-            else:
-                self._add_taps(lv, pos, self.dilations[i])
-            lv.gate += cond[i]
-            lv.queue[slot] = lv.proj_taps  # after reading: this slot held the oldest
-            np.tanh(lv.gate, out=lv.gate)
-            lv.tanh_g *= lv.tanh_f  # the gate row is now [tanh(f), tanh(f) tanh(g / 2)]
-            np.matmul(lv.gate, self.res_w[i], out=res)
-            x += res  # no bias: see _fold_residual_biases
-        state.position = pos + 1
-        return self._head(state)
-
-    def _add_taps(self, lv: _LayerViews, pos: int, dilation: int) -> None:
-        """gate = the current input's projection + the queued projections of the past taps."""
-        k, two_c = self.kernel_size, 2 * self.channels
-        np.copyto(lv.gate, lv.proj_now)
-        size = lv.queue.shape[0]
-        for m in range(k - 1):  # tap m was projected (k - 1 - m) * d steps ago
-            lv.gate += lv.queue[(pos - (k - 1 - m) * dilation) % size, :,
-                                m * two_c : (m + 1) * two_c]
-
-    def _head(self, state: NumpyWaveNetState) -> Array:
-        """Skips of all layers in one GEMM, then the 1x1-conv head: -> logits [B, V]."""
-        skips, hidden = state.skips, state.hidden
-        # the two halves summed once for all layers: a GEMM over [L * C], not [L * 2C]
-        np.add(*state.z_halves, out=state.z_sum.reshape(state.z_halves[0].shape))
-        np.matmul(state.z_sum, self.skip_w, out=skips)
-        skips += self.skip_b
-        np.maximum(skips, 0.0, out=skips)
-        np.matmul(skips, self.head_w1, out=hidden)
-        hidden += self.head_b1
-        np.maximum(hidden, 0.0, out=hidden)
-        np.matmul(hidden, self.head_w2, out=state.logits)
-        state.logits += self.head_b2
-        return state.logits
+        s = state
+        wavenet_step(
+            token, genre, density, s.position, self.token_rows, self.cond_in, self.cond_layers,
+            self.conv_w, self.res_w, self.skip_w, self.skip_b, self.head_w1, self.head_b1,
+            self.head_w2, self.head_b2, self.dilation_table, self.queue_at,
+            s.queue, s.x, s.proj, s.gate, s.z_sum, s.skips, s.hidden, s.tmp, s.exp_bits,
+            s.exp_bits.view(np.float32), s.logits,
+        )
+        s.position += 1
+        return s.logits
