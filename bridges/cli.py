@@ -60,6 +60,10 @@ def _add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                    "instead of the virtual 'musegen out'")
     p.add_argument("--melody-port", action="store_true",
                    help="the melody part gets its own port 'musegen melody out'")
+    p.add_argument("--sync", choices=["line", "tick"], default="line",
+                   help="with --clock midi: send on the tempo line fitted to the clock (line, "
+                   "default: steady clocks, notes centred on the beat) or as each tick arrives "
+                   "(tick: for a clock that jitters, such as one sent over USB)")
     p.add_argument("--on-clock-loss", choices=["stop", "hold"], default="hold",
                    help="when the DAW's clock goes silent without a Stop message: keep "
                    "playing at its last tempo (hold, default: a hiccup is not a stop) or stop")
@@ -121,8 +125,11 @@ def _extend_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                        help="clock tempo, repeatable (default: 120 and 174)")
     group.add_argument("--jitter", type=float, action="append",
                        help="jack_midi_clock -J jitter, repeatable (default: 0 and 10)")
+    group.add_argument("--sync", choices=("line", "tick"), action="append",
+                       help="live: send on the clock follower's fitted line or on each tick's "
+                       "arrival, repeatable (default: line)")
     group.add_argument("--seconds", type=float,
-                       help="live: per tempo and jitter (default 120); web: per fan-out "
+                       help="live: per tempo, jitter and sync (default 120); web: per fan-out "
                        "(default 30)")
     web = bench.add_argument_group("bench web (the engine playing to websocket clients here)")
     web.add_argument("--clients", type=int, default=50, help="websocket clients")
@@ -133,7 +140,7 @@ def _run_bench_live(args: argparse.Namespace) -> int:
     from bridges.midi.latency_bench import run_matrix
 
     report = run_matrix(args.bpm or [120.0, 174.0], args.jitter or [0.0, 10.0],
-                        args.seconds or 120.0)
+                        args.seconds or 120.0, args.sync or ["line"])
     print(json.dumps(report, indent=2))
     return 0
 

@@ -105,7 +105,8 @@ def build_session(args: argparse.Namespace, clock: Clock) -> LiveSession:
     cc_map = load_cc_map(args, parts[0].name)
     try:
         session = LiveSession(parts, clock, lookahead_bars=args.lookahead_bars,
-                              latency_ms=args.latency_ms, recorder=recorder, cc_map=cc_map)
+                              latency_ms=args.latency_ms, recorder=recorder, cc_map=cc_map,
+                              anchor_to_ticks=args.sync == "tick")
         if args.respond:
             session.enable_call_and_response(args.respond)
         if args.accompany:

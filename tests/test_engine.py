@@ -7,6 +7,7 @@ at exactly its due time, so send times can be compared with the clock to float p
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -631,3 +632,42 @@ def test_a_push_before_the_head_wakes_a_long_nap_in_real_time() -> None:
         time.sleep(0.4)
         sent = [s for s in out.sent if s.event == soon]
         assert sent and abs(sent[0].t - clock.time_at(beat)) < 0.05
+
+
+def test_tick_anchored_dispatch_sends_as_each_tick_arrives_not_on_the_line() -> None:
+    """A clock whose ticks land off its line (a jittery master): anchored, an event goes out
+    when its tick arrives, plus the fraction of a tick it sits past it; on the line, where the
+    fit says. A tick not in yet holds its event back at most half a tick past the line."""
+    clock = MidiClockFollower(BPM)
+    anchored = Dispatcher(clock, EventQueue(), anchor_to_ticks=True)
+    line = Dispatcher(clock, EventQueue())
+    tick_s = SPB / 24
+    rng = random.Random(7)
+    clock.feed(START, 0.0)
+    arrivals = [k * tick_s + rng.uniform(-0.002, 0.002) for k in range(97)]  # ticks 0..96
+    for t in arrivals:
+        clock.feed(TICK, t)
+    period = clock.time_at(1.0) - clock.time_at(1.0 - 1 / 24)  # the fitted tick period
+    # beat 3.75 is tick 90 (a past tick: from the newest arrival back); 4 - 1/48 is half a
+    # tick past tick 95; 4.0 is tick 96 itself
+    for beat, ticks in ((3.75, 90.0), (4.0 - 1 / 48, 95.5), (4.0, 96.0)):
+        expected = arrivals[96] + (ticks - 96) * period
+        assert anchored.due_time(beat) == pytest.approx(expected, abs=1e-9)
+        assert line.due_time(beat) == pytest.approx(clock.time_at(beat), abs=1e-9)
+    assert abs(anchored.due_time(4.0) - line.due_time(4.0)) > 1e-4  # they differ here
+    # tick 102 (beat 4.25) is not in: wait for it, but no more than half a tick past the line
+    assert anchored.due_time(4.25) == pytest.approx(clock.time_at(4.25) + 0.5 * period)
+    for k in range(97, 103):
+        clock.feed(TICK, k * tick_s + 0.0013)  # ticks 1.3 ms late: the sends follow them
+    assert anchored.due_time(4.25) == pytest.approx(102 * tick_s + 0.0013, abs=1e-9)
+
+
+def test_a_tick_cuts_an_anchored_dispatchers_nap_short() -> None:
+    clock = MidiClockFollower(BPM)
+    dispatcher = Dispatcher(clock, EventQueue(), anchor_to_ticks=True)
+    dispatcher._wake.clear()
+    clock.feed(TICK, 0.0)
+    assert dispatcher._wake.is_set()
+    dispatcher.close()  # and lets go of the clock
+    assert clock.on_tick is None
+    assert Dispatcher(clock, EventQueue()).clock.on_tick is None  # only anchored ones wake

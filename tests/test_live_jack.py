@@ -114,11 +114,11 @@ def hanging(records: Sequence[DumpRecord]) -> dict[tuple[int, int], int]:
 
 def play_busy_drums_on_the_daw_clock(
         jack: JackServer, jack_tool: JackTool, live_procs: list[Live],
-        take: Path) -> tuple[Live, MidiDump, JackTransport]:
+        take: Path, sync: str = "line") -> tuple[Live, MidiDump, JackTransport]:
     """`musegen live` on jack_midi_clock at 120 BPM, busy drums on the 16th grid, recording
     to `take`; a dump of the clock and the engine's output; the transport rolling."""
     live = Live(jack, "--clock", "midi", "--humanize", "0", "--density", "24",
-                "--record", str(take))
+                "--record", str(take), "--sync", sync)
     live_procs.append(live)
     clock = jack_tool.clock(120)
     connect(jack.env, clock.port, live.input)
@@ -129,10 +129,14 @@ def play_busy_drums_on_the_daw_clock(
     return live, dump, transport
 
 
+@pytest.mark.parametrize("sync", ["line", "tick"])
 def test_follows_the_daw_clock_on_the_16th_grid_and_records_the_take(
-        jack: JackServer, jack_tool: JackTool, live_procs: list[Live], tmp_path: Path) -> None:
+        jack: JackServer, jack_tool: JackTool, live_procs: list[Live], tmp_path: Path,
+        sync: str) -> None:
+    """On the follower's line, and sending as each tick arrives (`--sync tick`)."""
     take = tmp_path / "take.mid"
-    live, dump, transport = play_busy_drums_on_the_daw_clock(jack, jack_tool, live_procs, take)
+    live, dump, transport = play_busy_drums_on_the_daw_clock(jack, jack_tool, live_procs, take,
+                                                             sync)
     time.sleep(4.6)  # a little over two bars at 120 BPM
     transport.stop()
     time.sleep(0.6)

@@ -90,6 +90,7 @@ from musegen.engine import (
 logger = logging.getLogger(__name__)
 
 Timebase = Literal["jack", "system"]
+Sync = Literal["line", "tick"]  # send on the follower's line, or on each tick's arrival
 # How early to send, in JACK periods, so notes land centred on the beat (python-rtmidi's JACK
 # output lands at the start of the period after the send):
 # - system clock: ticks are stamped when the callback runs, half a period after the tick's
@@ -150,7 +151,7 @@ class _Engine:
     @classmethod
     def build(cls, bpm: float, parts: Sequence[tuple[str, str, PartControls]],
               clock_in_callback: bool = True, latency_ms: float = 0.0,
-              frames: JackFrameClock | None = None) -> _Engine:
+              frames: JackFrameClock | None = None, *, anchor_to_ticks: bool = False) -> _Engine:
         """On `frames` (JACK time) when given, else on CLOCK_MONOTONIC."""
         made = [Part(name, load_model(model), controls, seed=i)
                 for i, (name, model, controls) in enumerate(parts)]
@@ -170,7 +171,8 @@ class _Engine:
         # on JACK's stepping clock the spin can nap: the clock only passes a moment at a
         # cycle start, and the send has the whole next cycle to get into the ring buffer
         dispatcher = Dispatcher(follower, queue, latency_ms=latency_ms, now=now,
-                                spin_sleep_s=0.0 if frames is None else JACK_SPIN_SLEEP_S)
+                                spin_sleep_s=0.0 if frames is None else JACK_SPIN_SLEEP_S,
+                                anchor_to_ticks=anchor_to_ticks)
         engine = cls(ports, follower, midi_in, worker, dispatcher,
                      _Recorder(MidiPortOutput(ports.output)))
         follower.add_listener(engine._on_transport)
@@ -223,6 +225,7 @@ def run_latency_bench(
     latency_ms: float | None = None,
     server: JackServer | None = None,
     timebase: Timebase = "jack",
+    sync: Sync = "line",
 ) -> dict[str, Any]:
     """One run on a private jackd (or on `server`, already running and used in this
     process); returns the report (see the module docstring).
@@ -233,7 +236,9 @@ def run_latency_bench(
     "system" on CLOCK_MONOTONIC.
     `latency_ms`: send that much early; None: what centres the notes on the beat, which
     `DEFAULT_LATENCY_PERIODS` gives per time base (python-rtmidi's JACK output lands at the
-    start of the next period)."""
+    start of the next period).
+    `sync`: "line" sends on the follower's fitted line, "tick" on each tick's arrival (the
+    dispatcher's `anchor_to_ticks`)."""
     missing = missing_tools()
     if missing:
         raise RuntimeError(f"the latency bench needs the JACK tools: {', '.join(missing)}")
@@ -250,7 +255,7 @@ def run_latency_bench(
     try:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         report = _run(server, bpm, pct, seconds, parts, clock_in_callback, latency_ms,
-                      timebase)
+                      timebase, sync)
     finally:
         sys.setswitchinterval(switch)
         if own:
@@ -260,26 +265,29 @@ def run_latency_bench(
                   jitter_ms=round(pct / 200.0 * period_ms, 3), rate=rate, period_frames=period,
                   period_ms=round(1000.0 * period / rate, 3),
                   clock_in_callback=clock_in_callback, latency_ms=latency_ms,
-                  timebase=timebase)
+                  timebase=timebase, sync=sync)
     return report
 
 
 def _run(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
          parts: Sequence[tuple[str, str, PartControls]],
          clock_in_callback: bool, latency_ms: float = 0.0,
-         timebase: Timebase = "jack") -> dict[str, Any]:
+         timebase: Timebase = "jack", sync: Sync = "line") -> dict[str, Any]:
     if timebase == "system":
-        return _run_on(server, bpm, jitter_pct, seconds, parts, clock_in_callback, latency_ms)
+        return _run_on(server, bpm, jitter_pct, seconds, parts, clock_in_callback, latency_ms,
+                       sync=sync)
     with JackFrameClock(server.name) as frames:
         return _run_on(server, bpm, jitter_pct, seconds, parts, clock_in_callback, latency_ms,
-                       frames)
+                       frames, sync)
 
 
 def _run_on(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
             parts: Sequence[tuple[str, str, PartControls]], clock_in_callback: bool,
-            latency_ms: float, frames: JackFrameClock | None = None) -> dict[str, Any]:
+            latency_ms: float, frames: JackFrameClock | None = None,
+            sync: Sync = "line") -> dict[str, Any]:
     env = server.env
-    engine = _Engine.build(bpm, parts, clock_in_callback, latency_ms, frames)
+    engine = _Engine.build(bpm, parts, clock_in_callback, latency_ms, frames,
+                           anchor_to_ticks=sync == "tick")
     transport = JackTransport(env)
     clock = JackMidiClock(env, bpm, jitter_pct=jitter_pct)
     reference = subprocess.Popen([sys.executable, "-m", "bridges.midi.reference_client",
@@ -368,10 +376,10 @@ def _clock_report(grid: Grid) -> dict[str, float]:
 
 
 def run_matrix(bpms: Sequence[float], jitters_pct: Sequence[float],
-               seconds: float) -> dict[str, Any]:
-    """One run per (bpm, -J percentage); what `musegen bench live` reports."""
-    runs = [run_latency_bench(bpm, seconds=seconds, jitter_pct=pct)
-            for bpm in bpms for pct in jitters_pct]
+               seconds: float, syncs: Sequence[Sync] = ("line",)) -> dict[str, Any]:
+    """One run per (bpm, -J percentage, sync); what `musegen bench live` reports."""
+    runs = [run_latency_bench(bpm, seconds=seconds, jitter_pct=pct, sync=sync)
+            for bpm in bpms for pct in jitters_pct for sync in syncs]
     return {"runs": runs}
 
 
@@ -407,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float,
                         help="the engine sends this much early (default: half a JACK period, "
                         "which centres it)")
+    parser.add_argument("--sync", choices=("line", "tick"), default="line",
+                        help="send on the follower's line, or on each tick's arrival")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -415,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run_latency_bench(args.bpm, args.jitter_ms, args.seconds,
                                jitter_pct=args.jitter_pct,
                                clock_in_callback=not args.clock_via_queue,
-                               latency_ms=args.latency_ms)
+                               latency_ms=args.latency_ms, sync=args.sync)
     print(json.dumps(report, indent=2) if args.json else _summary(report))
     return 0
 

@@ -118,6 +118,11 @@ class Clock(ABC):
     def time_at(self, beat: float) -> float:
         """Wall time at which `beat` sounds (for scheduling ahead); inf while stopped."""
 
+    def tick_anchored_time_at(self, beat: float) -> float:
+        """`time_at` counted from the arrival of the last clock tick at or before `beat`; inf
+        until it arrives. A clock without ticks from outside is its own anchor."""
+        return self.time_at(beat)
+
     def position_ticks(self, t: float) -> int:
         """Position at `t` in engine ticks (PPQN), floored so a tick is never early.
 

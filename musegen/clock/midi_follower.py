@@ -23,6 +23,7 @@ change, O(window) float work. Garbage is counted (`ignored`, `malformed`), never
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 from musegen.clock.base import (
@@ -43,6 +44,7 @@ from musegen.timing import CLOCK_PPQN
 TICK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 CLOCKS_PER_MIDI_BEAT = 6  # a song-position "MIDI beat" is a 16th note
 TEMPO_EVENT_MIN_TICKS = 6  # fewer ticks give too noisy a tempo to announce
+ON_TICK_EPS = 1e-6  # ticks: a beat this close to a tick is on it (a 16th is 6.0, not 5.99..)
 
 OnLoss = Literal["stop", "hold"]
 
@@ -80,6 +82,9 @@ class MidiClockFollower(Clock):
         self._lost = False
         self._transport_t = -math.inf  # when the last start/continue/jump arrived
         self._reported_bpm = float(initial_bpm)
+        # called after each tick is taken in (from the input thread): a tick-anchored
+        # dispatcher sets its wake-up event here
+        self.on_tick: Callable[[], None] | None = None
 
     # -- Clock ------------------------------------------------------------------------------
 
@@ -117,6 +122,24 @@ class MidiClockFollower(Clock):
         index, t_fit, period = self._fit.line  # one consistent line (read from any thread)
         ticks = (beat - self._run_beat0) * CLOCK_PPQN - (index - self._run_k0)
         return t_fit + ticks * period
+
+    def tick_anchored_time_at(self, beat: float) -> float:
+        """When `beat` is due counted from the *arrival* of the tick at or before it, not from
+        the fitted line: inf while that tick has not arrived.
+
+        The line smooths the master's jitter away, which is right for a steady clock, but a
+        clock whose phase wanders (`jack_midi_clock -J`, a USB clock) is heard where its ticks
+        land: sending on a tick's arrival follows the wander as the master's own notes do.
+        """
+        if not self._playing or self._run_k0 is None:
+            return math.inf
+        (index, t_last), period = self._fit.arrival, self._fit.line[2]
+        ticks = (beat - self._run_beat0) * CLOCK_PPQN - (index - self._run_k0)
+        if ticks >= 1.0 - ON_TICK_EPS:  # its tick (index + 1 or later) is still to come
+            return math.inf
+        if abs(ticks) < ON_TICK_EPS:  # on this tick, but for the rounding of beat arithmetic
+            ticks = 0.0
+        return t_last + ticks * period
 
     # -- input --------------------------------------------------------------------------------
 
@@ -166,6 +189,8 @@ class MidiClockFollower(Clock):
             fit.add(t)
         if self._playing and self._run_k0 is None:
             self._run_k0 = fit.index
+        if self.on_tick is not None:
+            self.on_tick()
         if fit.count >= TEMPO_EVENT_MIN_TICKS:
             self._maybe_report_tempo(t)
 

@@ -70,6 +70,8 @@ class TickLineFit:
         # the worker read it from other threads, and a tuple swap is atomic where three
         # separate fields, updated one by one, could be read half old and half new.
         self.line = (self.index, self.t_fit, self.period)
+        # (index, t_last) of the newest tick, published the same way, for tick-anchored sends
+        self.arrival = (self.index, self.t_last)
         self.changes = 0  # tempo changes detected (for diagnostics and tests)
         self._drift = drift
         self._alarm = alarm
@@ -102,6 +104,7 @@ class TickLineFit:
         self.count = 1
         self._reset_cusum()
         self.line = (self.index, self.t_fit, self.period)
+        self.arrival = (self.index, self.t_last)
 
     def add(self, t: float) -> None:
         """The next tick (index + 1) arrived at `t`."""
@@ -126,6 +129,7 @@ class TickLineFit:
             self._shrink(changed)
         self._fit()
         self.line = (self.index, self.t_fit, self.period)
+        self.arrival = (self.index, self.t_last)
 
     def _detect_change(self, z: float, residual: float) -> int:
         """Two-sided CUSUM of the residuals; on an alarm, the ticks since the change began.

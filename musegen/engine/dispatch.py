@@ -37,6 +37,7 @@ from musegen.clock import (
     Clock,
     ClockLost,
     Continue,
+    MidiClockFollower,
     SongPosition,
     Start,
     Stop,
@@ -44,6 +45,7 @@ from musegen.clock import (
 )
 from musegen.engine.events import NOTE_ON, Output, ScheduledEvent
 from musegen.engine.queue import EventQueue
+from musegen.timing import CLOCK_PPQN
 
 INBOX_LEN = 256  # transport events waiting for the loop; a flood drops the oldest
 # A shorter sleep is not worth a system call (the OS wakes 50-100 us late anyway): spin it.
@@ -58,6 +60,7 @@ FIRST_TICK_POLL_S = 2e-4
 # overshoot. A transport event (tempo step, jump, stop) or a push before the queue's head
 # wakes the nap at once.
 NAP_FRACTION = 0.25
+TICK_WAIT = 0.5  # ticks: how long past the line's time a tick-anchored event waits for its tick
 
 
 class Batch(NamedTuple):
@@ -83,6 +86,7 @@ class Dispatcher:
         spin_sleep_s: float = 0.0,
         max_sleep_s: float = 0.005,
         drop_late_s: float = 0.05,
+        anchor_to_ticks: bool = False,
     ) -> None:
         self.clock = clock
         self.queue = queue
@@ -104,6 +108,11 @@ class Dispatcher:
         self._wake = threading.Event()
         clock.add_listener(self._listener)
         queue.on_earlier_head = self._wake.set
+        # Tick-anchored: an event is due a fraction of a tick after its tick *arrives* (see
+        # `due_time`), so each tick must wake the nap; off by default
+        self.anchor_to_ticks = anchor_to_ticks
+        if anchor_to_ticks and isinstance(clock, MidiClockFollower):
+            clock.on_tick = self._wake.set
 
     def _listener(self, event: TransportEvent) -> None:
         self._inbox.append(event)
@@ -118,6 +127,8 @@ class Dispatcher:
 
     def close(self) -> None:
         self.clock.remove_listener(self._listener)
+        if isinstance(self.clock, MidiClockFollower) and self.clock.on_tick == self._wake.set:
+            self.clock.on_tick = None
         if self.queue.on_earlier_head == self._wake.set:
             self.queue.on_earlier_head = None
 
@@ -127,7 +138,20 @@ class Dispatcher:
         return list(self._sounding.values())
 
     def due_time(self, beat: float) -> float:
-        return self.clock.time_at(beat) - self.latency_s
+        """When to send an event at `beat`: where the clock's line puts it, less the latency.
+
+        Tick-anchored, when its tick has arrived: that tick's arrival plus the rest of the way
+        on the line's period (a note on the tick goes out as the tick comes in, as a hardware
+        sequencer slaved to the clock would play it). Until the tick arrives, it waits, but
+        no later than half a tick past the line's time: a tick lost or very late must not
+        hold the notes back.
+        """
+        predicted = self.clock.time_at(beat)
+        if self.anchor_to_ticks and predicted < math.inf:
+            anchored = self.clock.tick_anchored_time_at(beat)
+            waited = predicted + TICK_WAIT * 60.0 / (CLOCK_PPQN * self.clock.tempo_bpm)
+            return min(anchored, waited) - self.latency_s
+        return predicted - self.latency_s
 
     def next_due(self) -> float:
         """When the earliest queued event is due (inf: nothing queued, or stopped)."""
@@ -217,6 +241,8 @@ class Dispatcher:
                 continue
             while now() < due:
                 sleep(spin_sleep)
+                if self.anchor_to_ticks:  # a tick that came in during the spin is due now
+                    due = min(due, self.next_due())
             self._send(output, self.pending_until(now()))
         offs = self.all_notes_off()
         if offs:

@@ -95,13 +95,14 @@ class LiveSession:
         cc_map: CCMap | None = None,
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        anchor_to_ticks: bool = False,
     ) -> None:
         self.clock = clock
         self.queue = EventQueue()
         self.worker = GenerationWorker(parts, clock, self.queue, lookahead_bars=lookahead_bars,
                                        now=now)
         self.dispatcher = Dispatcher(clock, self.queue, latency_ms=latency_ms, now=now,
-                                     sleep=sleep)
+                                     sleep=sleep, anchor_to_ticks=anchor_to_ticks)
         self.parts: dict[str, Part] = {p.name: p for p in parts}
         self.recorder = recorder
         self.cc_map = cc_map or CCMap()
