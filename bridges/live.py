@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bridges.midi.timebase import Timebase
 from musegen.clock import Clock, InternalClock, MidiClockFollower
 from musegen.controls import ControlError
 from musegen.engine import (
@@ -62,11 +63,16 @@ class Running:
 
 
 def run_live(args: argparse.Namespace) -> int:
-    clock = make_clock(args)
-    session = build_session(args, clock)
-    running = Running(session)
+    timebase = open_timebase(args)
     try:
-        start_midi(args, running)
+        clock = make_clock(args, timebase)
+        session = build_session(args, clock, timebase)
+    except BaseException:
+        timebase.close()
+        raise
+    running = Running(session, [timebase.close])  # closed last: the session runs on it
+    try:
+        start_midi(args, running, timebase)
         start_web(args, running)
         if args.learn:
             learn(session, Path(args.config or DEFAULT_CONFIG))
@@ -82,18 +88,28 @@ def run_live(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_clock(args: argparse.Namespace) -> Clock:
+def open_timebase(args: argparse.Namespace) -> Timebase:
+    """JACK's frame counter when the ports will be on JACK (see bridges/midi/timebase.py),
+    else the system's monotonic clock."""
+    if args.backend not in ("jack", "auto"):
+        return Timebase()
+    from bridges.midi.timebase import jack_timebase
+
+    return jack_timebase(args.backend)
+
+
+def make_clock(args: argparse.Namespace, timebase: Timebase) -> Clock:
     if args.clock == "midi":
         if args.backend == "none":
             raise LiveError("--clock midi needs MIDI: choose a --backend other than none")
         return MidiClockFollower(on_loss=args.on_clock_loss)
     try:
-        return InternalClock(args.bpm)
+        return InternalClock(args.bpm, now=timebase.now)
     except ValueError as exc:
         raise LiveError(str(exc)) from None
 
 
-def build_session(args: argparse.Namespace, clock: Clock) -> LiveSession:
+def build_session(args: argparse.Namespace, clock: Clock, timebase: Timebase) -> LiveSession:
     parts = [make_part(model, i, args) for i, model in enumerate(args.model or DEFAULT_MODELS)]
     names = Counter(p.name for p in parts)
     if max(names.values()) > 1:
@@ -101,12 +117,14 @@ def build_session(args: argparse.Namespace, clock: Clock) -> LiveSession:
     recorder = None
     if not args.no_record:
         path = Path(args.record or time.strftime("out/sessions/session-%Y%m%d-%H%M%S.mid"))
-        recorder = SessionRecorder(path, clock)
+        recorder = SessionRecorder(path, clock, now=timebase.now)
     cc_map = load_cc_map(args, parts[0].name)
     try:
         session = LiveSession(parts, clock, lookahead_bars=args.lookahead_bars,
-                              latency_ms=args.latency_ms, recorder=recorder, cc_map=cc_map,
-                              anchor_to_ticks=args.sync == "tick")
+                              latency_ms=args.latency_ms + timebase.send_latency_ms,
+                              recorder=recorder, cc_map=cc_map,
+                              anchor_to_ticks=args.sync == "tick", now=timebase.now,
+                              spin_sleep_s=timebase.spin_sleep_s)
         if args.respond:
             session.enable_call_and_response(args.respond)
         if args.accompany:
@@ -134,7 +152,7 @@ def load_cc_map(args: argparse.Namespace, first_part: str) -> CCMap:
     return cc_map if cc_map.bindings else CCMap.defaults(first_part)
 
 
-def start_midi(args: argparse.Namespace, running: Running) -> None:
+def start_midi(args: argparse.Namespace, running: Running, timebase: Timebase) -> None:
     """Open the ports and wire input and output; without MIDI, say so in one line."""
     rest = "internal clock only" if args.no_web else "internal clock and the web page"
     if args.backend == "none":
@@ -143,14 +161,14 @@ def start_midi(args: argparse.Namespace, running: Running) -> None:
     from bridges.midi_front import MidiUnavailable, open_midi_front
 
     try:
-        front = open_midi_front(args, running.session)
+        front = open_midi_front(args, running.session, timebase)
     except MidiUnavailable as exc:
         if args.clock == "midi" or args.backend != "auto":
             raise LiveError(f"MIDI unavailable: {exc}") from None
         print(f"musegen: no MIDI system here ({exc}): {rest}")
         return
     running.closers.append(front.close)
-    print(f"musegen: MIDI {front.describe()}")
+    print(f"musegen: MIDI {front.describe()}; timing on {timebase.name}")
 
 
 def start_web(args: argparse.Namespace, running: Running) -> None:

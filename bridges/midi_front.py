@@ -14,6 +14,7 @@ from bridges.midi.backends import MidiUnavailable, resolve
 from bridges.midi.input import MidiInput, MidiMessage
 from bridges.midi.output import MidiPortOutput
 from bridges.midi.ports import PortSet, open_ports
+from bridges.midi.timebase import Timebase
 from musegen.clock import MidiClockFollower
 from musegen.engine import LiveSession
 
@@ -47,8 +48,11 @@ class MidiFront:
             self.session.note_in(message.t, message.channel, message.data1, velocity)
 
 
-def open_midi_front(args: argparse.Namespace, session: LiveSession) -> MidiFront:
-    """Open the ports `args` ask for and wire them to `session` (MidiUnavailable if none)."""
+def open_midi_front(args: argparse.Namespace, session: LiveSession,
+                    timebase: Timebase | None = None) -> MidiFront:
+    """Open the ports `args` ask for and wire them to `session` (MidiUnavailable if none);
+    input times on `timebase` (the session's clock; default the system's)."""
+    timebase = timebase or Timebase()
     backend = resolve(args.backend)
     ports = open_ports(backend, listen=True, input_from=args.input_from,
                        output_to=args.output_to, melody=args.melody_port)
@@ -56,10 +60,10 @@ def open_midi_front(args: argparse.Namespace, session: LiveSession) -> MidiFront
     output = MidiPortOutput(ports.output, routes)
     session.add_output(output)
     follower = session.clock if isinstance(session.clock, MidiClockFollower) else None
-    midi_in = MidiInput(follower)
+    midi_in = MidiInput(follower, now=timebase.now)
     front = MidiFront(session, ports, output, midi_in, str(backend))
     if ports.input is not None:
         midi_in.add_listener(front.on_message)
-        ports.input.set_callback(midi_in.callback)
+        ports.input.set_callback(timebase.input_callback(midi_in.callback))
         midi_in.start()
     return front

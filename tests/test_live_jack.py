@@ -133,10 +133,12 @@ def play_busy_drums_on_the_daw_clock(
 def test_follows_the_daw_clock_on_the_16th_grid_and_records_the_take(
         jack: JackServer, jack_tool: JackTool, live_procs: list[Live], tmp_path: Path,
         sync: str) -> None:
-    """On the follower's line, and sending as each tick arrives (`--sync tick`)."""
+    """On the follower's line, and sending as each tick arrives (`--sync tick`); either way
+    on JACK's frame clock, as the ports are on JACK."""
     take = tmp_path / "take.mid"
     live, dump, transport = play_busy_drums_on_the_daw_clock(jack, jack_tool, live_procs, take,
                                                              sync)
+    assert any("timing on JACK's frame clock" in line for line in live.lines), live.lines
     time.sleep(4.6)  # a little over two bars at 120 BPM
     transport.stop()
     time.sleep(0.6)

@@ -19,6 +19,7 @@ from pathlib import Path
 import mido
 import pytest
 
+from bridges.web.snapshot import state_message
 from musegen.clock import ClockLost, InternalClock, MidiClockFollower
 from musegen.clock.midi_follower import START, TICK
 from musegen.controls import ControlError
@@ -365,3 +366,17 @@ def test_a_step_edit_for_a_bar_not_made_yet_is_kept_and_lands_in_it() -> None:
     snare = [s for s in out.sent if s.event.kind == NOTE_ON and s.event.pitch == SNARE
              and s.event.beat == 8.75]
     assert len(snare) == 1 and snare[0].event.velocity == 110
+
+
+def test_a_session_on_its_own_clock_still_tells_the_web_page_the_system_time() -> None:
+    """A session on JACK's frames (here: a fake clock far from the system's) reports its own
+    time and, for the page's clock sync, the monotonic time of the same moment."""
+    ft = FakeTime()
+    ft.t = 5.0  # frames since the JACK server started: nothing like time.monotonic()
+    session, _ = make_session({"drums": "drums-lstm"}, ft)
+    before = time.monotonic()
+    state = session.state()
+    assert state.time == 5.0
+    assert before <= state.wall_time <= time.monotonic()
+    assert state_message(state, "hello").server_time == state.wall_time
+    session.close()

@@ -27,11 +27,16 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridges.midi.jack_control import JackControl
 
 FRAMES_WRAP = 1 << 32  # jack_nframes_t is 32 bits: 24.9 hours at 48 kHz
+# the dispatcher's spin naps this long on the frame clock: a send up to this long after the
+# cycle start still lands in that cycle's ring buffer (1.33 ms), and each look costs a wake
+# (~30 us of CPU)
+SPIN_SLEEP_S = 2.5e-4
 
 
 def _lib() -> Any:
@@ -97,3 +102,13 @@ class JackFrameClock:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+InputCallback = Callable[[tuple[Sequence[int], float], object], None]
+
+
+def restamped(callback: InputCallback, frames: JackFrameClock) -> InputCallback:
+    """The input pump stamps arrivals on CLOCK_MONOTONIC: restamp them on JACK's frames."""
+    def on_frames(event: tuple[Sequence[int], float], data: object) -> None:
+        callback((event[0], frames.restamp(event[1])), data)
+    return on_frames

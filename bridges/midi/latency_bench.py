@@ -6,9 +6,9 @@
     jack_midi_dump -a  <-- the clock, "musegen out", "ref out"  (one time base: JACK frames)
 
 The private jackd runs the dummy driver at 48 kHz with 64-frame periods (1.33 ms). The
-engine runs on JACK's frame counter (`timebase="jack"`, bridges/midi/jack_time.py) or, to
-compare, on CLOCK_MONOTONIC (`"system"`, what `musegen live` still uses). The ideal grid is
-a least-squares line through the clock ticks the dump received (beat = tick / 24), so jitter
+engine runs on JACK's frame counter (`timebase="jack"`, bridges/midi/jack_time.py; what
+`musegen live` uses on JACK) or, to compare, on CLOCK_MONOTONIC (`"system"`). The ideal grid
+is a least-squares line through the clock ticks the dump received (beat = tick / 24), so jitter
 added by -J is averaged out of the reference. For every note_on the engine sent, the error
 is its arrival time minus its beat's time on that grid; the same for the reference client
 (bridges/midi/reference_client.py), which answers every sixth tick at once and so measures
@@ -43,7 +43,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -59,7 +59,7 @@ from bridges.midi.bench_analysis import (
     stop_release,
 )
 from bridges.midi.input import MidiInput
-from bridges.midi.jack_time import JackFrameClock
+from bridges.midi.jack_time import SPIN_SLEEP_S, JackFrameClock, restamped
 from bridges.midi.jack_tools import (
     JackMidiClock,
     JackServer,
@@ -98,9 +98,6 @@ Sync = Literal["line", "tick"]  # send on the follower's line, or on each tick's
 # - JACK frames: ticks are stamped with the start of the cycle the pump read them in, and the
 #   dispatcher sends once the cycle before the note's has begun; one period early measured
 #   centred (mean error +0.07 to +0.11 ms at 120 BPM).
-# the spin's nap on JACK's stepping clock: a send up to this long after the cycle start still
-# lands in that cycle's ring buffer (1.33 ms), and each look costs a wake (~30 us of CPU)
-JACK_SPIN_SLEEP_S = 2.5e-4
 DEFAULT_LATENCY_PERIODS: dict[str, float] = {"system": 0.5, "jack": 1.0}
 
 CLOCK_PPQN = 24
@@ -163,7 +160,7 @@ class _Engine:
         now = time.monotonic if frames is None else frames.now
         midi_in = MidiInput(follower, now=now, clock_in_callback=clock_in_callback)
         ports.input.set_callback(midi_in.callback if frames is None
-                                 else _converted(midi_in.callback, frames.restamp))
+                                 else restamped(midi_in.callback, frames))
         if not clock_in_callback:
             midi_in.start()  # the consumer thread feeds the follower instead
         queue = EventQueue()
@@ -171,7 +168,7 @@ class _Engine:
         # on JACK's stepping clock the spin can nap: the clock only passes a moment at a
         # cycle start, and the send has the whole next cycle to get into the ring buffer
         dispatcher = Dispatcher(follower, queue, latency_ms=latency_ms, now=now,
-                                spin_sleep_s=0.0 if frames is None else JACK_SPIN_SLEEP_S,
+                                spin_sleep_s=0.0 if frames is None else SPIN_SLEEP_S,
                                 anchor_to_ticks=anchor_to_ticks)
         engine = cls(ports, follower, midi_in, worker, dispatcher,
                      _Recorder(MidiPortOutput(ports.output)))
@@ -201,15 +198,6 @@ class _Engine:
         self.output.inner.all_notes_off()
         self.ports.close()
         gc.unfreeze()
-
-
-def _converted(callback: Callable[[tuple[Sequence[int], float], object], None],
-               to_timebase: Callable[[float], float]
-               ) -> Callable[[tuple[Sequence[int], float], object], None]:
-    """The input pump stamps arrivals on CLOCK_MONOTONIC: restamp them on the engine's clock."""
-    def restamped(event: tuple[Sequence[int], float], data: object) -> None:
-        callback((event[0], to_timebase(event[1])), data)
-    return restamped
 
 
 def run_latency_bench(

@@ -20,7 +20,7 @@ def state_message(state: SessionState, reason: StateReason) -> State:
                       controls=controls_out(p.controls), genres=list(p.genres),
                       density_range=p.density_range)
              for p in state.parts]
-    return State(reason=reason, server_time=state.time, playing=state.playing,
+    return State(reason=reason, server_time=state.wall_time, playing=state.playing,
                  tempo_bpm=state.tempo_bpm, beat=state.beat,
                  beats_per_bar=state.beats_per_bar,
                  clock="midi" if state.clock == "midi" else "internal", parts=parts)

@@ -66,6 +66,9 @@ class SessionState:
     beats_per_bar: float
     clock: str  # internal | midi
     parts: tuple[PartState, ...]
+    # time.monotonic() at `time`: the web page syncs to that clock, and a session may run on
+    # another (JACK's frame counter on a JACK backend)
+    wall_time: float
 
 
 class FanOut:
@@ -96,13 +99,15 @@ class LiveSession:
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         anchor_to_ticks: bool = False,
+        spin_sleep_s: float = 0.0,
     ) -> None:
         self.clock = clock
         self.queue = EventQueue()
         self.worker = GenerationWorker(parts, clock, self.queue, lookahead_bars=lookahead_bars,
                                        now=now)
         self.dispatcher = Dispatcher(clock, self.queue, latency_ms=latency_ms, now=now,
-                                     sleep=sleep, anchor_to_ticks=anchor_to_ticks)
+                                     sleep=sleep, anchor_to_ticks=anchor_to_ticks,
+                                     spin_sleep_s=spin_sleep_s)
         self.parts: dict[str, Part] = {p.name: p for p in parts}
         self.recorder = recorder
         self.cc_map = cc_map or CCMap()
@@ -334,6 +339,7 @@ class LiveSession:
 
     def state(self) -> SessionState:
         t = self._now()
+        wall = t if self._now is time.monotonic else time.monotonic()
         beat = self.clock.beat_at(t)
         parts = tuple(
             PartState(p.name, p.model_name, p.meta.part, p.channel, p.controls,
@@ -342,7 +348,7 @@ class LiveSession:
         return SessionState(t, self.clock.playing, self.clock.tempo_bpm,
                             beat if math.isfinite(beat) else 0.0, self.worker.beats_per_bar,
                             "internal" if isinstance(self.clock, InternalClock) else "midi",
-                            parts)
+                            parts, wall)
 
 
 def load_live_model(model: str) -> LoadedModel:
