@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bridges.midi.timebase import Timebase
+from bridges.midi.timebase import Timebase, timebase_for
 from musegen.clock import Clock, InternalClock, MidiClockFollower
 from musegen.controls import ControlError
 from musegen.engine import (
@@ -63,7 +63,7 @@ class Running:
 
 
 def run_live(args: argparse.Namespace) -> int:
-    timebase = open_timebase(args)
+    timebase = timebase_for(args.backend)
     try:
         clock = make_clock(args, timebase)
         session = build_session(args, clock, timebase)
@@ -86,16 +86,6 @@ def run_live(args: argparse.Namespace) -> int:
     if session.recorder is not None:
         print(f"musegen: session recorded in {session.recorder.path}")
     return 0
-
-
-def open_timebase(args: argparse.Namespace) -> Timebase:
-    """JACK's frame counter when the ports will be on JACK (see bridges/midi/timebase.py),
-    else the system's monotonic clock."""
-    if args.backend not in ("jack", "auto"):
-        return Timebase()
-    from bridges.midi.timebase import jack_timebase
-
-    return jack_timebase(args.backend)
 
 
 def make_clock(args: argparse.Namespace, timebase: Timebase) -> Clock:

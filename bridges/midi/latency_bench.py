@@ -47,6 +47,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from bridges.midi import timebase as session_time
 from bridges.midi.bench_analysis import (
     Grid,
     Note,
@@ -59,7 +60,7 @@ from bridges.midi.bench_analysis import (
     stop_release,
 )
 from bridges.midi.input import MidiInput
-from bridges.midi.jack_time import SPIN_SLEEP_S, JackFrameClock, restamped
+from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.jack_tools import (
     JackMidiClock,
     JackServer,
@@ -157,10 +158,11 @@ class _Engine:
         # "hold": a stall of the shared machine longer than the loss timeout (4 ticks) must
         # not stop the engine for the rest of the run; losses are counted in the report
         follower = MidiClockFollower(bpm, on_loss="hold")
-        now = time.monotonic if frames is None else frames.now
+        timebase = (session_time.Timebase() if frames is None
+                    else session_time.Timebase.on_frames(frames))
+        now = timebase.now
         midi_in = MidiInput(follower, now=now, clock_in_callback=clock_in_callback)
-        ports.input.set_callback(midi_in.callback if frames is None
-                                 else restamped(midi_in.callback, frames))
+        ports.input.set_callback(timebase.input_callback(midi_in.callback))
         if not clock_in_callback:
             midi_in.start()  # the consumer thread feeds the follower instead
         queue = EventQueue()
@@ -168,7 +170,7 @@ class _Engine:
         # on JACK's stepping clock the spin can nap: the clock only passes a moment at a
         # cycle start, and the send has the whole next cycle to get into the ring buffer
         dispatcher = Dispatcher(follower, queue, latency_ms=latency_ms, now=now,
-                                spin_sleep_s=0.0 if frames is None else SPIN_SLEEP_S,
+                                spin_sleep_s=timebase.spin_sleep_s,
                                 anchor_to_ticks=anchor_to_ticks)
         engine = cls(ports, follower, midi_in, worker, dispatcher,
                      _Recorder(MidiPortOutput(ports.output)))

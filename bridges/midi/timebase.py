@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bridges.midi.backends import MidiUnavailable, resolve
 from bridges.midi.jack_time import SPIN_SLEEP_S, InputCallback, JackFrameClock, restamped
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,14 @@ class Timebase:
     spin_sleep_s: float = 0.0  # the dispatcher's last stretch: a pure spin on a smooth clock
     send_latency_ms: float = 0.0  # the output path's own delay, sent early to make up for it
     frames: JackFrameClock | None = None
+    backend: str | None = None  # the MIDI backend resolved on the way, if it was
+
+    @classmethod
+    def on_frames(cls, frames: JackFrameClock, backend: str | None = "jack") -> Timebase:
+        """JACK's frames: one period sent early, the spin napping between cycle starts."""
+        period_ms = 1000.0 * frames.period_frames / frames.rate
+        return cls(f"JACK's frame clock ({period_ms:.2f} ms periods)", frames.now,
+                   SPIN_SLEEP_S, period_ms, frames, backend)
 
     def input_callback(self, callback: InputCallback) -> InputCallback:
         """`callback` for a port's input, with arrival times on this clock."""
@@ -41,23 +50,22 @@ class Timebase:
             self.frames.close()
 
 
-def jack_timebase(backend: str) -> Timebase:
+def timebase_for(backend: str) -> Timebase:
     """JACK's frames when `backend` is (or "auto" resolves to) JACK and its server answers;
-    otherwise the system clock (the ports' own opening then says what is wrong)."""
-    from bridges.midi.backends import MidiUnavailable, resolve
-
+    otherwise the system clock (opening the ports then says what is wrong, if anything)."""
+    if backend == "none":
+        return Timebase()
     try:
-        if resolve(backend) != "jack":
-            return Timebase()
+        resolved = resolve(backend)
     except MidiUnavailable:
         return Timebase()
+    if resolved != "jack":
+        return Timebase(backend=resolved)
     server = os.environ.get("JACK_DEFAULT_SERVER", "default")
     try:
         frames = JackFrameClock(server, name="musegen-time")
     except (OSError, RuntimeError) as exc:
         logger.warning("JACK's frame clock is not available (%s): timing on the system clock",
                        exc)
-        return Timebase()
-    period_ms = 1000.0 * frames.period_frames / frames.rate
-    return Timebase(f"JACK's frame clock ({period_ms:.2f} ms periods)", frames.now,
-                    SPIN_SLEEP_S, period_ms, frames)
+        return Timebase(backend=resolved)
+    return Timebase.on_frames(frames, resolved)

@@ -101,6 +101,9 @@ class Clock(ABC):
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._events: deque[TransportEvent] = deque(maxlen=EVENT_QUEUE_LEN)
+        # called after each clock tick from outside is taken in (from the input thread; a
+        # clock with no outside ticks never calls it): a tick-anchored dispatcher wakes here
+        self.on_tick: Callable[[], None] | None = None
 
     @property
     @abstractmethod

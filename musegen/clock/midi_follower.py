@@ -23,7 +23,6 @@ change, O(window) float work. Garbage is counted (`ignored`, `malformed`), never
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Literal
 
 from musegen.clock.base import (
@@ -82,9 +81,6 @@ class MidiClockFollower(Clock):
         self._lost = False
         self._transport_t = -math.inf  # when the last start/continue/jump arrived
         self._reported_bpm = float(initial_bpm)
-        # called after each tick is taken in (from the input thread): a tick-anchored
-        # dispatcher sets its wake-up event here
-        self.on_tick: Callable[[], None] | None = None
 
     # -- Clock ------------------------------------------------------------------------------
 

@@ -37,7 +37,6 @@ from musegen.clock import (
     Clock,
     ClockLost,
     Continue,
-    MidiClockFollower,
     SongPosition,
     Start,
     Stop,
@@ -111,7 +110,7 @@ class Dispatcher:
         # Tick-anchored: an event is due a fraction of a tick after its tick *arrives* (see
         # `due_time`), so each tick must wake the nap; off by default
         self.anchor_to_ticks = anchor_to_ticks
-        if anchor_to_ticks and isinstance(clock, MidiClockFollower):
+        if anchor_to_ticks:
             clock.on_tick = self._wake.set
 
     def _listener(self, event: TransportEvent) -> None:
@@ -127,7 +126,7 @@ class Dispatcher:
 
     def close(self) -> None:
         self.clock.remove_listener(self._listener)
-        if isinstance(self.clock, MidiClockFollower) and self.clock.on_tick == self._wake.set:
+        if self.clock.on_tick == self._wake.set:
             self.clock.on_tick = None
         if self.queue.on_earlier_head == self._wake.set:
             self.queue.on_earlier_head = None
@@ -241,7 +240,8 @@ class Dispatcher:
                 continue
             while now() < due:
                 sleep(spin_sleep)
-                if self.anchor_to_ticks:  # a tick that came in during the spin is due now
+                if self.anchor_to_ticks and self._wake.is_set():  # a tick came in: due now?
+                    self._wake.clear()  # (anything else that set it is seen next turn)
                     due = min(due, self.next_due())
             self._send(output, self.pending_until(now()))
         offs = self.all_notes_off()

@@ -68,7 +68,8 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
         self.vocab_size, self.layers, self.heads = c.vocab_size, c.layers, c.heads
         self.d_model, self.max_len, self.head_dim = c.d_model, c.max_len, c.d_model // c.heads
         self.ffn = c.ffn_mult * c.d_model
-        self.eps = [b.ln1.eps for b in cast("Sequence[Block]", model.blocks)]
+        self.eps = np.array([b.ln1.eps for b in cast("Sequence[Block]", model.blocks)],
+                            dtype=np.float32)
         cos, sin = rope_tables(c.max_len, self.head_dim, c.rope_base)  # [T, hd/2]
         # per position, [cos, cos] and [sin, sin] per head, for q and k side by side: [T, 2D]
         self.cos = np.tile(to_numpy(cos), 4 * c.heads)
@@ -83,7 +84,6 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
                                        for layer_arrays in zip(*map(_arrays, folded), strict=True)))
         self.blocks = [_BlockWeights(*(a[i] for a in _arrays(self.stacked)))
                        for i in range(c.layers)]
-        self.eps_table = np.array(self.eps, dtype=np.float32)
         self.final_eps = model.ln_f.eps
         self.head_w, self.head_b = _fold_norm(model.ln_f, model.head.weight, model.head.bias)
 
@@ -132,7 +132,7 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
         w, s = self.stacked, state
         transformer_step(
             token, genre, density, pos, self.token_rows, self.cond_in, self.cond_layers,
-            w.qkv_w, w.qkv_b, w.proj_w, w.proj_b, w.fc_w, w.fc_b, w.out_w, w.out_b, self.eps_table,
+            w.qkv_w, w.qkv_b, w.proj_w, w.proj_b, w.fc_w, w.fc_b, w.out_w, w.out_b, self.eps,
             self.cos, self.sin, self.head_w, self.head_b, self.final_eps,
             s.kt, s.v, s.x, s.xn, s.qkv, s.rope, s.att, s.hid, s.scores,
             s.exp_bits, s.exp_bits.view(np.float32), s.logits,
