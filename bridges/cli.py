@@ -61,9 +61,9 @@ def _add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--melody-port", action="store_true",
                    help="the melody part gets its own port 'musegen melody out'")
     p.add_argument("--sync", choices=["line", "tick"], default="line",
-                   help="with --clock midi: send on the tempo line fitted to the clock (line, "
-                   "default: steady clocks, notes centred on the beat) or as each tick arrives "
-                   "(tick: for a clock that jitters, such as one sent over USB)")
+                   help="with --clock midi: send where the clock's beat is heard, ahead of "
+                   "its ticks (line, default: steady or wandering clocks alike) or a fixed "
+                   "delay after each tick arrives (tick)")
     p.add_argument("--on-clock-loss", choices=["stop", "hold"], default="hold",
                    help="when the DAW's clock goes silent without a Stop message: keep "
                    "playing at its last tempo (hold, default: a hiccup is not a stop) or stop")

@@ -123,9 +123,10 @@ class MidiClockFollower(Clock):
         """When `beat` is due counted from the *arrival* of the tick at or before it, not from
         the fitted line: inf while that tick has not arrived.
 
-        The line smooths the master's jitter away, which is right for a steady clock, but a
-        clock whose phase wanders (`jack_midi_clock -J`, a USB clock) is heard where its ticks
-        land: sending on a tick's arrival follows the wander as the master's own notes do.
+        The line places a beat where it is heard, for a steady clock and for one whose
+        phase wanders alike (see tempo_fit.py and wander.py), and it knows when the next tick
+        is due, so it can send ahead. Anchoring on arrival instead puts each note a fixed
+        delay after its own tick, wherever that tick lands: for a rig that wants exactly that.
         """
         if not self._playing or self._run_k0 is None:
             return math.inf

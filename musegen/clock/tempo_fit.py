@@ -8,11 +8,12 @@ differencing doubles the noise, and an EMA of intervals lags a step and says not
 phase. The least-squares slope over n ticks has a standard error of
 sigma / sqrt(n (n^2 - 1) / 12) (0.02 % of the period for n = 96 and 1 ms jitter) and its
 intercept gives the *phase*, where the newest tick "really" was, to about 2 sigma / sqrt(n),
-so positions between ticks and ahead of them come from one straight line. The window is
+so positions between ticks and ahead of them come from one straight line (the phase is
+refined for clocks that wander, see below). The window is
 4 beats (96 ticks): with 1.5 ms uniform jitter that keeps the extrapolated position within
 0.6 ms of the true one, where 48 ticks allow 1 ms.
 
-Quick to follow real changes: every tick is first compared with the line's prediction, and a
+Quick to follow real changes: every tick is first compared with its prediction, and a
 two-sided CUSUM of the normalised residuals (drift `drift` sigma, alarm at `alarm`) collects
 evidence that ticks come consistently early or late. Jitter gives residuals of random sign
 that the drift term drains; a tempo step gives residuals of one sign growing by
@@ -28,6 +29,15 @@ hiccup) gets weight 0, so it neither bends the tempo nor moves the phase, and it
 is clipped in the CUSUM so one late tick cannot raise an alarm; if it was the start of a
 real change, the alarm restores its weight.
 
+A clock whose phase wanders (each interval perturbed, so the errors add up: `jack_midi_clock
+-J`) has no steady line: the long fit lags the wander, and its residuals look like one tempo
+change after another (350 to 530 alarms in two minutes at -J 10). So the line gives the
+*tempo* (its slope, moved towards the mean interval by how much the clock wanders), while the
+*phase* comes from wander.py: each tick is compared with a Kalman-filtered phase plus a
+period (for a walk the residuals are then independent again: 0 to 3 alarms; for a steady
+clock the filter is a ~32-tick average on the line), and the published phase is where the
+beat is heard, the mean of the ticks within a beat of it (`walk_beat_phase`).
+
 Cost: `add()` is O(window) in plain Python floats over preallocated lists (one pass of at
 most 96 steps, about 50 us, no allocation beyond the float objects), because it runs once
 per tick in the MIDI input path.
@@ -37,11 +47,14 @@ from __future__ import annotations
 
 import math
 
+from musegen.clock.wander import WalkFilter, WalkShare, walk_beat_phase
+
 MIN_PERIOD = 60.0 / (24 * 1000.0)  # 1000 BPM at 24 ppqn
 MAX_PERIOD = 60.0 / (24 * 1.0)  # 1 BPM
 ARM_AFTER = 8  # ticks in the window before its predictions are trusted at all
 SIGMA_ALPHA = 1.0 / 64.0  # running variance weight: about 2.5 beats of memory, steady thresholds
 SIGMA_WARMUP = 16  # noise samples (a plain mean) before the CUSUM may raise an alarm
+WALK_PERIOD_AFTER = 24  # intervals since a tempo change before their mean places beats
 
 
 class TickLineFit:
@@ -64,15 +77,19 @@ class TickLineFit:
         self.period = period
         self.index = 0  # index of the newest tick
         self.t_last = 0.0  # raw arrival time of the newest tick
-        self.t_fit = 0.0  # fitted time of the newest tick (the phase)
+        self.t_fit = 0.0  # the least-squares line's time of the newest tick
+        self.phase = 0.0  # fitted time of the newest tick: the line's, or the walk's
         self.count = 0  # ticks in the current fit window
-        # (index, t_fit, period) published as one tuple after each update: the dispatcher and
+        # (index, phase, period) published as one tuple after each update: the dispatcher and
         # the worker read it from other threads, and a tuple swap is atomic where three
         # separate fields, updated one by one, could be read half old and half new.
-        self.line = (self.index, self.t_fit, self.period)
+        self.line = (self.index, self.phase, self.period)
         # (index, t_last) of the newest tick, published the same way, for tick-anchored sends
         self.arrival = (self.index, self.t_last)
         self.changes = 0  # tempo changes detected (for diagnostics and tests)
+        self.walk = WalkShare()  # how much of the jitter is a wandering phase (wander.py)
+        self.walk_phase = WalkFilter()  # where the newest tick is if the phase wanders
+        self._trusted = (self.index, self.t_last)  # newest tick that was not an outlier
         self._drift = drift
         self._alarm = alarm
         self._k_outlier = k_outlier
@@ -91,19 +108,33 @@ class TickLineFit:
         return max(math.sqrt(self._var), self._sigma_floor)
 
     def predict(self, index: int) -> float:
-        """Fitted arrival time of tick `index` (extrapolated either way)."""
-        return self.t_fit + (index - self.index) * self.period
+        """Expected arrival of tick `index`: whole periods from where the newest tick really
+        was (the phase filter's estimate; see wander.py)."""
+        return self.walk_phase.phase + (index - self.index) * self.beat_period
+
+    @property
+    def beat_period(self) -> float:
+        """The period beats are placed with: the line's slope, moved towards the mean
+        interval by the walk share (a walk's intervals are independent, so their mean is
+        its best tempo; see wander.py)."""
+        walk = self.walk
+        if walk.intervals < WALK_PERIOD_AFTER:
+            return self.period
+        return self.period + walk.share * (walk.interval - self.period)
 
     def restart(self, index: int, t: float) -> None:
         """Forget the window (after a gap): one tick at `index`, keeping the last period."""
         self.index = index
-        self.t_last = self.t_fit = t
+        self.t_last = self.t_fit = self.phase = t
         self._head = 0
         self._times[0] = t
         self._weights[0] = 1.0
         self.count = 1
+        self._trusted = (index, t)
+        self.walk.forget_last()
+        self.walk_phase.reset(t)
         self._reset_cusum()
-        self.line = (self.index, self.t_fit, self.period)
+        self.line = (self.index, self.phase, self.beat_period)
         self.arrival = (self.index, self.t_last)
 
     def add(self, t: float) -> None:
@@ -123,13 +154,38 @@ class TickLineFit:
         self._times[self._head] = t
         self._weights[self._head] = weight
         self.index += 1
+        self._note_interval(t, weight, changed)
         self.t_last = t
         self.count = min(self.count + 1, self.window)
         if changed:
             self._shrink(changed)
         self._fit()
-        self.line = (self.index, self.t_fit, self.period)
+        self._place_phase()
+        self.line = (self.index, self.phase, self.beat_period)
         self.arrival = (self.index, self.t_last)
+
+    def _note_interval(self, t: float, weight: float, changed: int) -> None:
+        """Feed the newest tick to the phase filter and its interval to the walk share (not
+        across an outlier or a change)."""
+        trusted_index, trusted_t = self._trusted
+        if weight == 0.0 or changed or trusted_index != self.index - 1:
+            self.walk.forget_last()
+        else:
+            self.walk.add(t - trusted_t, self.period)
+        walk = self.walk
+        if weight != 0.0:
+            self._trusted = (self.index, t)
+            self.walk_phase.update(t, self.beat_period, walk.walk_var, walk.white_var)
+        else:
+            self.walk_phase.skip(self.beat_period, walk.walk_var)
+
+    def _place_phase(self) -> None:
+        """Where the newest tick's beat is heard, such that the next one is a period later."""
+        if self._trusted[0] != self.index:  # an outlier: the phase goes on one period
+            self.phase += self.beat_period
+            return
+        self.phase = walk_beat_phase(self._times, self._weights, self._head, self.count,
+                                     self.beat_period, self.walk_phase.phase)
 
     def _detect_change(self, z: float, residual: float) -> int:
         """Two-sided CUSUM of the residuals; on an alarm, the ticks since the change began.
@@ -170,6 +226,9 @@ class TickLineFit:
             self._weights[(self._head - j) % self.window] = 1.0
         self.count = keep
         self.changes += 1
+        self.walk.new_tempo()
+        self.walk_phase.reset(self.t_last)
+        self._trusted = (self.index, self.t_last)  # its weight is restored, if it had none
         self._reset_cusum()
 
     def _reset_cusum(self) -> None:
