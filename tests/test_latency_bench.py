@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 
@@ -17,6 +18,7 @@ from bridges.midi.bench_analysis import (
     note_ons,
     run_ticks,
     stop_release,
+    walk_oracle_errors,
 )
 from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.jack_tools import DumpRecord, JackServer
@@ -149,6 +151,21 @@ def test_the_grid_follows_a_clock_whose_phase_wanders() -> None:
     assert grid.local_jitter_ms == pytest.approx(1.0, rel=0.1)
     for beat in (1.0, 10.0, 20.25, 39.0):  # inside, and at the end of the run
         assert grid.time_of(beat) == pytest.approx(true_time(beat * 24), abs=2e-4)
+
+
+def test_the_walk_oracle_is_exact_for_a_steady_clock_and_beats_the_ticks_on_a_walk() -> None:
+    steady = fit_grid([1.0 + k * 0.02 for k in range(600)])
+    assert max(abs(e) for e in walk_oracle_errors(steady)) < 1e-9
+    rng = random.Random(4)
+    ticks = [1.0]
+    for _ in range(2399):  # -J 10 at 125 BPM: every interval off by up to +-10 %
+        ticks.append(ticks[-1] + 0.02 * (1.0 + rng.uniform(-0.1, 0.1)))
+    grid = fit_grid(ticks)
+    oracle = error_stats(walk_oracle_errors(grid))
+    on_tick = error_stats([ticks[k] - grid.time_of(k / 24) for k in range(24, 2376, 6)])
+    assert oracle["notes"] == on_tick["notes"]
+    # in theory sqrt(1/2) of the on-tick error (only the ticks to come are unknown)
+    assert 0.5 * on_tick["p99_ms"] < oracle["p99_ms"] < 0.85 * on_tick["p99_ms"]
 
 
 def test_one_key_sent_twice_at_one_moment_is_two_notes_not_a_double() -> None:

@@ -90,6 +90,31 @@ def fit_grid(ticks: Sequence[float]) -> Grid:
     return replace(grid, local_jitter_ms=local * 1000.0)
 
 
+def walk_oracle_errors(grid: Grid, step_ticks: int = CLOCK_PPQN // 4) -> list[float]:
+    """What the clock itself allows: for every 16th, the error of the best guess of where it
+    is heard that a follower could make once the 16th's own tick had arrived, for a clock
+    whose phase is a random walk (`jack_midi_clock -J`), given the run's true mean interval.
+
+    The guess is the mean, under that model, of the ticks `Grid.time_of` averages: those up
+    to the 16th's tick as they came, the rest whole mean intervals after it (see
+    musegen/clock/wander.py). A real follower knows less (the tempo is estimated, and it
+    sends before the tick, not after), so this is a floor under its error on this clock
+    (for white jitter around a steady line it is not: the line is the better guess there).
+    """
+    times = grid.times
+    n = len(times)
+    if n < 2 * LOCAL_TICKS + 2:
+        return []
+    mean_interval = (times[-1] - times[0]) / (n - 1)
+    errors = []
+    for k in range(LOCAL_TICKS, n - LOCAL_TICKS, step_ticks):
+        known = math.fsum(times[k - LOCAL_TICKS: k + 1])
+        ahead = LOCAL_TICKS * times[k] + mean_interval * LOCAL_TICKS * (LOCAL_TICKS + 1) / 2
+        guess = (known + ahead) / (2 * LOCAL_TICKS + 1)
+        errors.append(guess - grid.time_of(k / CLOCK_PPQN))
+    return errors
+
+
 def _line(ks: Sequence[int], ts: Sequence[float]) -> tuple[float, float]:
     """Least-squares t = t0 + slope * k."""
     n = len(ks)

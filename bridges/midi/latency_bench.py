@@ -58,6 +58,7 @@ from bridges.midi.bench_analysis import (
     note_ons,
     run_ticks,
     stop_release,
+    walk_oracle_errors,
 )
 from bridges.midi.input import MidiInput
 from bridges.midi.jack_time import JackFrameClock
@@ -359,10 +360,12 @@ def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
     }
 
 
-def _clock_report(grid: Grid) -> dict[str, float]:
+def _clock_report(grid: Grid) -> dict[str, Any]:
     return {"ticks": grid.ticks, "bpm_fitted": round(grid.bpm, 4),
             "tick_jitter_rms_ms": round(grid.jitter_ms, 3),
-            "tick_jitter_local_rms_ms": round(grid.local_jitter_ms, 3)}
+            "tick_jitter_local_rms_ms": round(grid.local_jitter_ms, 3),
+            # the floor this clock sets for any follower if its phase wanders
+            "walk_oracle": error_stats(walk_oracle_errors(grid))}
 
 
 def run_matrix(bpms: Sequence[float], jitters_pct: Sequence[float],
