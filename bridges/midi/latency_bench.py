@@ -8,8 +8,9 @@
 The private jackd runs the dummy driver at 48 kHz with 64-frame periods (1.33 ms). The
 engine runs on JACK's frame counter (`timebase="jack"`, bridges/midi/jack_time.py; what
 `musegen live` uses on JACK) or, to compare, on CLOCK_MONOTONIC (`"system"`). The ideal grid
-is a least-squares line through the clock ticks the dump received (beat = tick / 24), so jitter
-added by -J is averaged out of the reference. For every note_on the engine sent, the error
+is fitted to the clock ticks the dump received (beat = tick / 24): a beat is where the line
+through the ticks within a beat of it puts it (bench_analysis.py), so jitter added by -J is
+averaged out of the reference. For every note_on the engine sent, the error
 is its arrival time minus its beat's time on that grid; the same for the reference client
 (bridges/midi/reference_client.py), which answers every sixth tick at once and so measures
 the rig's floor in the same run. Reported per side: p50/p99/max of the absolute error and
@@ -21,7 +22,10 @@ dummy-driver rig that count is large even without -J (49 and 61 in two 60 s runs
 BPM): the master's ticks, read on the system clock, jump in phase by a millisecond or two,
 and each jump is a real step the follower has to take (a less sensitive detector, drift 2.5
 and alarm 8, halved the count and put the engine's p99 at 6.8 ms instead of 1.7). On JACK's
-frame counter the same master gives 0 to 2 in 120 s.
+frame counter the same master gives 0 to 2 in 120 s. The clock's own report carries
+`walk_oracle`: the error of the best guess any follower could make of each 16th once its
+tick had come, if the phase wanders as -J makes it (bench_analysis.walk_oracle_errors), the
+floor that clock sets.
 
 Parts play with humanize 0, so every onset is on a 16th. `jitter_ms` is converted to
 jack_midi_clock's -J percentage (0..20) assuming -J p moves each tick by up to p/2 % of a
