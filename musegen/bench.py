@@ -156,7 +156,7 @@ def lstm_baseline(loaded: LoadedModel, steps: int) -> dict[str, Any]:
         naive_ms = timed(naive_step, steps)["p50"]
         return {
             "shape": {"layers": layers, "input": emb, "hidden": hid, "vocab": vocab},
-            "model": loaded.meta.name, "ours_step_ms_p50": round(step, 4),
+            "model": loaded.meta.name, "ours_step_ms_p50": round(step, 6),
             "naive_step_ms_p50": naive_ms, "matmul_ms_p50": floor,
             "matmul_torch_ms_p50": floor_torch, "matmul_numpy_ms_p50": floor_numpy,
             "ratio_to_matmul": round(step / floor, 2),
