@@ -149,6 +149,25 @@ def test_wandering_clock_is_predicted_better_than_its_own_ticks(
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+def test_step_120_to_140_on_a_wandering_clock_is_still_followed(seed: int) -> None:
+    """The walk must not hide a real change: a 120 -> 140 step on a -J 10-like clock is
+    detected within a beat, and the tempo is then as near 140 as one beat of such ticks
+    allows (their mean interval is itself 1.2 % uncertain)."""
+    rng = random.Random(seed)
+    times = [T0]
+    for k in range(288 + 96):
+        bpm = 120.0 if k < 288 else 140.0
+        times.append(times[-1] + period(bpm) * (1.0 + rng.uniform(-0.1, 0.1)))
+    f = started()
+    feed_ticks(f, times[: 289 + 24])
+    assert f.tempo_changes >= 1
+    assert f.tempo_bpm == pytest.approx(140.0, rel=0.035)
+    feed_ticks(f, times[289 + 24 :])
+    assert f.tempo_bpm == pytest.approx(140.0, rel=0.015)
+    assert f.tempo_changes <= 3
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_walk_share_tells_a_wandering_clock_from_white_jitter(seed: int) -> None:
     from musegen.clock import TickLineFit
 
