@@ -114,7 +114,8 @@ class WalkFilter:
         self._var += q
 
     def update(self, t: float, period: float, q: float, r: float) -> None:
-        """Tick `t` read; `q` and `r` as WalkShare measures them (both 0 while it warms up)."""
+        """Tick `t` read; `q` and `r` as WalkShare measures them (both 0 until it has seen
+        two intervals: the filter then takes each tick as it comes)."""
         q = max(q, r * MIN_WALK_TO_WHITE)
         prior, prior_var = self.phase + period, self._var + q
         if math.isinf(prior_var) or prior_var + r <= 0.0:
@@ -128,7 +129,7 @@ class WalkFilter:
 def walk_beat_phase(times: Sequence[float], weights: Sequence[float], newest: int, known: int,
                     period: float, base: float) -> float:
     """Fitted time of the newest tick such that the *next* tick's heard position is one
-    period after it, for a wandering clock.
+    period after it (`base`: where the newest tick really is, from `WalkFilter`).
 
     `times` and `weights` are ring buffers whose entry `newest` is the newest tick (a trusted
     one) and the `known` entries back from it (newest included) are usable. An outlier
@@ -143,6 +144,6 @@ def walk_beat_phase(times: Sequence[float], weights: Sequence[float], newest: in
         i = (newest - j) % size
         value = times[i] if j < known and weights[i] != 0.0 else value - period
         total += value
-    ahead = BEAT_HALF + 1  # ticks to come in the average: t_last + i * period, i = 1..ahead
+    ahead = BEAT_HALF + 1  # ticks to come in the average: base + i * period, i = 1..ahead
     total += ahead * base + period * ahead * (ahead + 1) / 2.0
     return total / (2 * BEAT_HALF + 1) - period
