@@ -89,7 +89,6 @@ class TickLineFit:
         self.changes = 0  # tempo changes detected (for diagnostics and tests)
         self.walk = WalkShare()  # how much of the jitter is a wandering phase (wander.py)
         self.walk_phase = WalkFilter()  # where the newest tick is if the phase wanders
-        self._trusted = (self.index, self.t_last)  # newest tick that was not an outlier
         self._drift = drift
         self._alarm = alarm
         self._k_outlier = k_outlier
@@ -130,7 +129,6 @@ class TickLineFit:
         self._times[0] = t
         self._weights[0] = 1.0
         self.count = 1
-        self._trusted = (index, t)
         self.walk.forget_last()
         self.walk_phase.reset(t)
         self._reset_cusum()
@@ -166,22 +164,21 @@ class TickLineFit:
 
     def _note_interval(self, t: float, weight: float, changed: int) -> None:
         """Feed the newest tick to the phase filter and its interval to the walk share (not
-        across an outlier or a change)."""
-        trusted_index, trusted_t = self._trusted
-        if weight == 0.0 or changed or trusted_index != self.index - 1:
-            self.walk.forget_last()
-        else:
-            self.walk.add(t - trusted_t, self.period)
+        across an outlier or a change). Runs before `t_last` moves on to `t`."""
         walk = self.walk
+        previous_trusted = self._weights[(self._head - 1) % self.window] != 0.0
+        if weight == 0.0 or changed or not previous_trusted:
+            walk.forget_last()
+        else:
+            walk.add(t - self.t_last, self.period)
         if weight != 0.0:
-            self._trusted = (self.index, t)
             self.walk_phase.update(t, self.beat_period, walk.walk_var, walk.white_var)
         else:
             self.walk_phase.skip(self.beat_period, walk.walk_var)
 
     def _place_phase(self) -> None:
         """Where the newest tick's beat is heard, such that the next one is a period later."""
-        if self._trusted[0] != self.index:  # an outlier: the phase goes on one period
+        if self._weights[self._head] == 0.0:  # an outlier: the phase goes on one period
             self.phase += self.beat_period
             return
         self.phase = walk_beat_phase(self._times, self._weights, self._head, self.count,
@@ -228,7 +225,6 @@ class TickLineFit:
         self.changes += 1
         self.walk.new_tempo()
         self.walk_phase.reset(self.t_last)
-        self._trusted = (self.index, self.t_last)  # its weight is restored, if it had none
         self._reset_cusum()
 
     def _reset_cusum(self) -> None:
