@@ -125,6 +125,10 @@ def _extend_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                        help="clock tempo, repeatable (default: 120 and 174)")
     group.add_argument("--jitter", type=float, action="append",
                        help="jack_midi_clock -J jitter, repeatable (default: 0 and 10)")
+    group.add_argument("--white-jitter-ms", type=float, action="append",
+                       help="live: also run on a clock whose ticks are each up to this many "
+                       "ms off a steady line (white jitter, as through USB MIDI), repeatable "
+                       "(default: none)")
     group.add_argument("--sync", choices=("line", "tick"), action="append",
                        help="live: send on the clock follower's fitted line or on each tick's "
                        "arrival, repeatable (default: line)")
@@ -140,7 +144,8 @@ def _run_bench_live(args: argparse.Namespace) -> int:
     from bridges.midi.latency_bench import run_matrix
 
     report = run_matrix(args.bpm or [120.0, 174.0], args.jitter or [0.0, 10.0],
-                        args.seconds or 120.0, args.sync or ["line"])
+                        args.seconds or 120.0, args.sync or ["line"],
+                        args.white_jitter_ms or [])
     print(json.dumps(report, indent=2))
     return 0
 

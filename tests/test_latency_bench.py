@@ -16,14 +16,17 @@ from bridges.midi.bench_analysis import (
     hanging_notes,
     match_notes,
     note_ons,
+    own_tick_errors,
     run_ticks,
     stop_release,
     walk_oracle_errors,
 )
+from bridges.midi.clock_masters import WhiteMaster
 from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.jack_tools import DumpRecord, JackServer
 from bridges.midi.latency_bench import jitter_pct_for, run_latency_bench
 from bridges.midi.thread_cpu import CpuWindow
+from tests.jack_rig import JackTool
 
 # runs in `make test`'s JACK pass (see Makefile: the rig is retried once)
 pytestmark = pytest.mark.jack
@@ -107,6 +110,9 @@ def test_short_run_on_a_real_jack_rig(jack: JackServer) -> None:
     assert reference["notes"] >= reference["expected"] - 1
     for side in (engine, reference):  # tolerant: a 16th is 125 ms, a JACK period 1.3 ms
         assert 0.0 <= side["p50_ms"] <= side["p99_ms"] <= side["max_ms"] < 62.5
+        # a steady master's ticks sit on its line to the frame: both readings of the grid agree
+        assert side["own_tick"]["notes"] == side["notes"]
+        assert side["own_tick"]["max_ms"] == pytest.approx(side["max_ms"], abs=0.05)
     assert 0.0 < engine["cpu_pct"] <= engine["process_cpu_pct"] < 400.0
     # which loop costs what: each engine thread used some CPU, and the listed threads
     # cannot add up to more than the whole process
@@ -120,6 +126,35 @@ def test_short_run_on_a_real_jack_rig(jack: JackServer) -> None:
     # by default the engine sends one period early on JACK time (the output lands at the
     # start of the period after the send)
     assert report["latency_ms"] == pytest.approx(1000.0 * jack.period / jack.rate, abs=1e-3)
+
+
+def test_the_white_clock_master_jitters_each_tick_around_a_line_that_does_not_move(
+        jack: JackServer, jack_tool: JackTool) -> None:
+    """Four seconds at 174 BPM, +-2 ms, recorded by jack_midi_dump: a steady tempo, every
+    tick near its line, and the spread white (the local lines see all of it), where -J's
+    walk spreads tens of times wider around the whole-run line than around local ones."""
+    master = WhiteMaster(jack.env, jack.name, 174.0, 2.0)
+    try:
+        dump = jack_tool.dump("white-dump")
+        dump.connect(master.port)
+        time.sleep(0.2)
+        master.play()
+        time.sleep(4.0)
+        master.stop()
+        time.sleep(0.2)
+    finally:
+        master.close()
+    records = dump.stop()
+    assert records[0].data == (0xFA,) and records[-1].data == (0xFC,)
+    ticks = run_ticks(records, jack.rate)
+    assert abs(len(ticks) - 4.0 * 174 * 24 / 60) < 15
+    grid = fit_grid(ticks)
+    assert grid.bpm == pytest.approx(174.0, rel=0.002)
+    # uniform +-2 ms is 1.15 ms RMS; landing on period starts adds up to 1.33 ms more
+    assert 0.8 < grid.jitter_ms < 1.8
+    assert grid.jitter_ms < 1.2 * grid.local_jitter_ms
+    worst = max(abs(t - grid.t0 - k * grid.tick_s) for k, t in enumerate(ticks))
+    assert worst < 0.005
 
 
 def test_the_jack_frame_clock_steps_one_period_at_a_time_at_the_servers_rate(
@@ -166,6 +201,23 @@ def test_the_walk_oracle_is_exact_for_a_steady_clock_and_beats_the_ticks_on_a_wa
     assert oracle["notes"] == on_tick["notes"]
     # in theory sqrt(1/2) of the on-tick error (only the ticks to come are unknown)
     assert 0.5 * on_tick["p99_ms"] < oracle["p99_ms"] < 0.85 * on_tick["p99_ms"]
+
+
+def test_own_tick_errors_charge_each_ticks_jitter_that_the_local_line_averages_away() -> None:
+    ticks = [k * 0.02 + 0.001 * (-1) ** k for k in range(200)]  # +-1 ms, alternating
+    grid = fit_grid(ticks)
+    # notes landing on the line (beats 1, 1.25 and 2), and one 0.5 ms after its tick (72)
+    sent = [Note(1.0, 9, 36), Note(1.25, 9, 38), Note(2.0, 9, 42), Note(3.0, 9, 49)]
+    received = [Note(grid.time_of(1.0), 9, 36), Note(grid.time_of(1.25), 9, 38),
+                Note(grid.time_of(2.0), 9, 42), Note(ticks[72] + 0.0005, 9, 49)]
+    matched = match_notes(sent, received, grid)
+    assert [round(abs(e) * 1000, 3) for e in matched.errors_s[:3]] == [0.0, 0.0, 0.0]
+    own = own_tick_errors(matched, grid)
+    # the even ticks (24, 30, 48) came 1 ms late, so the notes on the line are 1 ms early
+    # against them (less the 1/49 ms the local line leans towards the late side)
+    assert [e * 1000 for e in own] == pytest.approx([-1.0, -1.0, -1.0, 0.5], abs=0.03)
+    off_grid = match_notes([Note(1.1, 9, 36)], [Note(grid.time_of(1.1), 9, 36)], grid)
+    assert own_tick_errors(off_grid, grid) == []  # not on a tick: no own tick to compare
 
 
 def test_one_key_sent_twice_at_one_moment_is_two_notes_not_a_double() -> None:

@@ -237,6 +237,21 @@ def match_notes(sent_beats: Sequence[Note], received: Sequence[Note], grid: Grid
     return Matched(errors, hits.count(0), sum(1 for h in hits if h > 1), unmatched, beats)
 
 
+def own_tick_errors(matched: Matched, grid: Grid) -> list[float]:
+    """Each matched note's error against the tick that carried its 16th, as it arrived: the
+    other reading of "the grid fitted to the received clock", where every received tick is
+    a grid point. It charges a follower with each tick's jitter, which `Grid.time_of`
+    averages away; notes off the tick grid, or past the last tick, are left out."""
+    times = grid.times
+    errors = []
+    for error, beat in zip(matched.errors_s, matched.beats, strict=True):
+        k = beat * CLOCK_PPQN
+        if k != round(k) or not 0 <= k < len(times):
+            continue
+        errors.append(error + grid.time_of(beat) - times[round(k)])
+    return errors
+
+
 def error_stats(errors_s: Sequence[float]) -> dict[str, float]:
     """Signed mean (a constant offset, what latency compensation would remove) and the
     p50, p99 and max of the absolute error, in ms."""

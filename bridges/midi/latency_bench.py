@@ -25,7 +25,10 @@ and alarm 8, halved the count and put the engine's p99 at 6.8 ms instead of 1.7)
 frame counter the same master gives 0 to 2 in 120 s. The clock's own report carries
 `walk_oracle`: the error of the best guess any follower could make of each 16th once its
 tick had come, if the phase wanders as -J makes it (bench_analysis.walk_oracle_errors), the
-floor that clock sets.
+floor that clock sets. Each side also carries `own_tick`: its errors against the tick that
+carried each 16th as it arrived, not the local line (the other reading of "the grid fitted to
+the received clock"; equal to the main figures on a steady clock, apart from the line's
+sub-frame fit; on a -J clock they charge the follower with every tick's jitter).
 
 Parts play with humanize 0, so every onset is on a 16th. `jitter_ms` is converted to
 jack_midi_clock's -J percentage (0..20) assuming -J p moves each tick by up to p/2 % of a
@@ -47,7 +50,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -60,16 +63,16 @@ from bridges.midi.bench_analysis import (
     hanging_notes,
     match_notes,
     note_ons,
+    own_tick_errors,
     run_ticks,
     stop_release,
     walk_oracle_errors,
 )
+from bridges.midi.clock_masters import ClockMaster, MasterKind, TransportMaster, WhiteMaster
 from bridges.midi.input import MidiInput
 from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.jack_tools import (
-    JackMidiClock,
     JackServer,
-    JackTransport,
     MidiDump,
     connect,
     missing_tools,
@@ -221,6 +224,7 @@ def run_latency_bench(
     server: JackServer | None = None,
     timebase: Timebase = "jack",
     sync: Sync = "line",
+    master: MasterKind = "jack_midi_clock",
 ) -> dict[str, Any]:
     """One run on a private jackd (or on `server`, already running and used in this
     process); returns the report (see the module docstring).
@@ -233,12 +237,16 @@ def run_latency_bench(
     `DEFAULT_LATENCY_PERIODS` gives per time base (python-rtmidi's JACK output lands at the
     start of the next period).
     `sync`: "line" sends on the follower's fitted line, "tick" on each tick's arrival (the
-    dispatcher's `anchor_to_ticks`)."""
+    dispatcher's `anchor_to_ticks`).
+    `master`: "jack_midi_clock" (-J from `jitter_pct` or `jitter_ms`: a wandering phase) or
+    "white" (bridges/midi/white_clock.py: each tick up to `jitter_ms` off a steady line)."""
     missing = missing_tools()
     if missing:
         raise RuntimeError(f"the latency bench needs the JACK tools: {', '.join(missing)}")
     pct = jitter_pct_for(bpm, jitter_ms) if jitter_pct is None else min(jitter_pct,
                                                                           MAX_JITTER_PCT)
+    if master == "white":
+        pct = 0.0
     own = server is None
     if server is None:
         server = start_private_server("musegen-bench", rate=rate, period=period)
@@ -249,42 +257,46 @@ def run_latency_bench(
     switch = sys.getswitchinterval()
     try:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        report = _run(server, bpm, pct, seconds, parts, clock_in_callback, latency_ms,
-                      timebase, sync)
+        masters: dict[str, Callable[[], ClockMaster]] = {
+            "white": lambda: WhiteMaster(server.env, server.name, bpm, jitter_ms),
+            "jack_midi_clock": lambda: TransportMaster(server.env, bpm, pct)}
+        report = _run(server, bpm, masters[master], seconds, parts, clock_in_callback,
+                      latency_ms, timebase, sync)
     finally:
         sys.setswitchinterval(switch)
         if own:
             server.stop()
     period_ms = 60_000.0 / (bpm * CLOCK_PPQN)
-    report.update(bpm=bpm, jitter_pct=round(pct, 3), seconds=seconds,
-                  jitter_ms=round(pct / 200.0 * period_ms, 3), rate=rate, period_frames=period,
+    report.update(bpm=bpm, master=master, jitter_pct=round(pct, 3), seconds=seconds,
+                  jitter_ms=round(jitter_ms if master == "white" else pct / 200.0 * period_ms,
+                                  3),
+                  rate=rate, period_frames=period,
                   period_ms=round(1000.0 * period / rate, 3),
                   clock_in_callback=clock_in_callback, latency_ms=latency_ms,
                   timebase=timebase, sync=sync)
     return report
 
 
-def _run(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
+def _run(server: JackServer, bpm: float, master: Callable[[], ClockMaster], seconds: float,
          parts: Sequence[tuple[str, str, PartControls]],
          clock_in_callback: bool, latency_ms: float = 0.0,
          timebase: Timebase = "jack", sync: Sync = "line") -> dict[str, Any]:
     if timebase == "system":
-        return _run_on(server, bpm, jitter_pct, seconds, parts, clock_in_callback, latency_ms,
+        return _run_on(server, bpm, master, seconds, parts, clock_in_callback, latency_ms,
                        sync=sync)
     with JackFrameClock(server.name) as frames:
-        return _run_on(server, bpm, jitter_pct, seconds, parts, clock_in_callback, latency_ms,
+        return _run_on(server, bpm, master, seconds, parts, clock_in_callback, latency_ms,
                        frames, sync)
 
 
-def _run_on(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
-            parts: Sequence[tuple[str, str, PartControls]], clock_in_callback: bool,
-            latency_ms: float, frames: JackFrameClock | None = None,
+def _run_on(server: JackServer, bpm: float, master: Callable[[], ClockMaster],
+            seconds: float, parts: Sequence[tuple[str, str, PartControls]],
+            clock_in_callback: bool, latency_ms: float, frames: JackFrameClock | None = None,
             sync: Sync = "line") -> dict[str, Any]:
     env = server.env
     engine = _Engine.build(bpm, parts, clock_in_callback, latency_ms, frames,
                            anchor_to_ticks=sync == "tick")
-    transport = JackTransport(env)
-    clock = JackMidiClock(env, bpm, jitter_pct=jitter_pct)
+    clock = master()
     reference = subprocess.Popen([sys.executable, "-m", "bridges.midi.reference_client",
                                   "--client", "musegen-ref"], env=env, stdin=subprocess.PIPE,
                                  start_new_session=True)
@@ -299,20 +311,16 @@ def _run_on(server: JackServer, bpm: float, jitter_pct: float, seconds: float,
         logger.info("connected")
         engine.start()
         time.sleep(0.2)  # connections settle before the first tick
-        transport.locate(0)  # from the top: a rolling start (0xFA), not a continue
         window = CpuWindow()
-        transport.play()
+        clock.play()
         time.sleep(seconds)
-        transport.stop()
+        clock.stop()
         time.sleep(SETTLE_S)
         cpu = window.end()
         logger.info("run done: %d input messages", sum(engine.midi_in.counters.values()))
     finally:
         engine.stop()
-        transport.stop()
-        transport.locate(0)  # leave the server's transport as we found it
-        transport.close()
-        clock.stop()
+        clock.close()
         stop_process(reference)
         records = dump.stop()
     return _analyse(records, server.rate, engine, cpu)
@@ -338,6 +346,7 @@ def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
         "engine": {
             **error_stats(ours.errors_s),
             "max_ms_after_first_step": error_stats(ours.after_start())["max_ms"],
+            "own_tick": error_stats(own_tick_errors(ours, grid)),
             "sent": len(engine.output.ons), "dropped": ours.dropped, "doubled": ours.doubled,
             "unmatched": ours.unmatched, "dropped_late": dispatcher.dropped_late,
             "max_late_ms": round(dispatcher.max_late_s * 1000.0, 3),
@@ -357,6 +366,7 @@ def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
         "reference": {
             **error_stats(ref.errors_s),
             "max_ms_after_first_step": error_stats(ref.after_start())["max_ms"],
+            "own_tick": error_stats(own_tick_errors(ref, grid)),
             "expected": len(ref_sent), "dropped": ref.dropped, "doubled": ref.doubled,
             "unmatched": ref.unmatched,
             "hanging_notes": hanging_notes(records, [REF_CHANNEL]),
@@ -373,16 +383,21 @@ def _clock_report(grid: Grid) -> dict[str, Any]:
 
 
 def run_matrix(bpms: Sequence[float], jitters_pct: Sequence[float],
-               seconds: float, syncs: Sequence[Sync] = ("line",)) -> dict[str, Any]:
-    """One run per (bpm, -J percentage, sync); what `musegen bench live` reports."""
+               seconds: float, syncs: Sequence[Sync] = ("line",),
+               white_jitters_ms: Sequence[float] = ()) -> dict[str, Any]:
+    """One run per (bpm, -J percentage, sync) on jack_midi_clock, then one per (bpm, white
+    jitter, sync) on the white-jitter master; what `musegen bench live` reports."""
     runs = [run_latency_bench(bpm, seconds=seconds, jitter_pct=pct, sync=sync)
             for bpm in bpms for pct in jitters_pct for sync in syncs]
+    runs += [run_latency_bench(bpm, jitter_ms, seconds, sync=sync, master="white")
+             for bpm in bpms for jitter_ms in white_jitters_ms for sync in syncs]
     return {"runs": runs}
 
 
 def _summary(report: dict[str, Any]) -> str:
-    lines = [f"{report['bpm']:g} BPM, -J {report['jitter_pct']:g} % "
-             f"(+-{report['jitter_ms']:g} ms), {report['seconds']:g} s, "
+    jitter = (f"white +-{report['jitter_ms']:g} ms" if report["master"] == "white" else
+              f"-J {report['jitter_pct']:g} % (+-{report['jitter_ms']:g} ms)")
+    lines = [f"{report['bpm']:g} BPM, {jitter}, {report['seconds']:g} s, "
              f"JACK period {report['period_ms']:g} ms; clock fitted {report['clock']['bpm_fitted']}"
              f" BPM, tick jitter {report['clock']['tick_jitter_rms_ms']} ms RMS"]
     for side in ("engine", "reference"):
@@ -392,6 +407,9 @@ def _summary(report: dict[str, Any]) -> str:
                      f"{r['max_ms_after_first_step']:.2f})  mean {r['mean_ms']:+.2f} ms"
                      f"  dropped {r['dropped']}  doubled {r['doubled']}  "
                      f"hanging {r['hanging_notes']}")
+        own = r["own_tick"]
+        lines.append(f"  {'':9} against each note's own tick: p50 {own['p50_ms']:.2f}  "
+                     f"p99 {own['p99_ms']:.2f}  max {own['max_ms']:.2f} ms")
     stop = report["engine"]["stop"]
     lines.append(f"  engine CPU {report['engine']['cpu_pct']} % of one core; at Stop "
                  f"{stop['sounding']} notes sounding, all off {stop['all_off_ms']} ms later; "
@@ -414,6 +432,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "which centres it)")
     parser.add_argument("--sync", choices=("line", "tick"), default="line",
                         help="send on the follower's line, or on each tick's arrival")
+    parser.add_argument("--master", choices=("jack_midi_clock", "white"),
+                        default="jack_midi_clock",
+                        help="white: bridges/midi/white_clock.py, each tick up to --jitter-ms "
+                        "off a steady line")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -422,7 +444,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run_latency_bench(args.bpm, args.jitter_ms, args.seconds,
                                jitter_pct=args.jitter_pct,
                                clock_in_callback=not args.clock_via_queue,
-                               latency_ms=args.latency_ms, sync=args.sync)
+                               latency_ms=args.latency_ms, sync=args.sync,
+                               master=args.master)
     print(json.dumps(report, indent=2) if args.json else _summary(report))
     return 0
 
