@@ -128,6 +128,22 @@ def test_short_run_on_a_real_jack_rig(jack: JackServer) -> None:
     assert report["latency_ms"] == pytest.approx(1000.0 * jack.period / jack.rate, abs=1e-3)
 
 
+def test_a_short_run_on_the_white_jitter_master(jack: JackServer) -> None:
+    """The bench on the white master: its report says so, and the engine, which averages
+    the jitter away, is not further off the fitted grid than the reference that waits for
+    each jittered tick (tolerant: five seconds of notes)."""
+    report = run_latency_bench(120.0, 2.0, 5.0, server=jack, master="white")
+    assert report["master"] == "white" and report["jitter_pct"] == 0.0
+    assert report["jitter_ms"] == 2.0
+    engine, reference = report["engine"], report["reference"]
+    assert engine["notes"] >= 10 and engine["dropped"] == 0 and engine["hanging_notes"] == 0
+    assert reference["notes"] >= reference["expected"] - 1
+    assert report["clock"]["bpm_fitted"] == pytest.approx(120.0, rel=0.003)
+    assert engine["p50_ms"] <= reference["p50_ms"] + 0.7
+    # the reference answers each tick one period after it, whatever its jitter
+    assert reference["own_tick"]["max_ms"] <= 1000.0 * 2 * jack.period / jack.rate
+
+
 def test_the_white_clock_master_jitters_each_tick_around_a_line_that_does_not_move(
         jack: JackServer, jack_tool: JackTool) -> None:
     """Four seconds at 174 BPM, +-2 ms, recorded by jack_midi_dump: a steady tempo, every

@@ -30,6 +30,10 @@ carried each 16th as it arrived, not the local line (the other reading of "the g
 the received clock"; equal to the main figures on a steady clock, apart from the line's
 sub-frame fit; on a -J clock they charge the follower with every tick's jitter).
 
+`master="white"` (`musegen bench live --white-jitter-ms N`) swaps jack_midi_clock for
+bridges/midi/white_clock.py: a steady tempo, each tick up to N ms off its line on its own,
+as a DAW's clock through USB MIDI jitters (bridges/midi/clock_masters.py holds both).
+
 Parts play with humanize 0, so every onset is on a 16th. `jitter_ms` is converted to
 jack_midi_clock's -J percentage (0..20) assuming -J p moves each tick by up to p/2 % of a
 tick period (what a 2 s probe at -J 10 showed). Longer runs show that -J perturbs the
@@ -43,18 +47,15 @@ what the dump actually received, rather than the nominal `jitter_ms`.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Literal
 
-from bridges.midi import timebase as session_time
 from bridges.midi.bench_analysis import (
     Grid,
     Note,
@@ -68,8 +69,8 @@ from bridges.midi.bench_analysis import (
     stop_release,
     walk_oracle_errors,
 )
+from bridges.midi.bench_engine import BenchEngine
 from bridges.midi.clock_masters import ClockMaster, MasterKind, TransportMaster, WhiteMaster
-from bridges.midi.input import MidiInput
 from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.jack_tools import (
     JackServer,
@@ -80,21 +81,10 @@ from bridges.midi.jack_tools import (
     stop_process,
     wait_port,
 )
-from bridges.midi.output import MidiPortOutput
-from bridges.midi.ports import IN_NAME, OUT_NAME, PortSet, open_ports
+from bridges.midi.ports import IN_NAME, OUT_NAME
 from bridges.midi.reference_client import REF_CHANNEL, REF_PITCH, TICKS_PER_STEP
 from bridges.midi.thread_cpu import CpuUse, CpuWindow
-from musegen.checkpoint import load_model
-from musegen.clock import ClockLost, MidiClockFollower, TransportEvent
-from musegen.engine import (
-    NOTE_ON,
-    Dispatcher,
-    EventQueue,
-    GenerationWorker,
-    Part,
-    PartControls,
-    ScheduledEvent,
-)
+from musegen.engine import PartControls
 
 logger = logging.getLogger(__name__)
 
@@ -126,88 +116,6 @@ def jitter_pct_for(bpm: float, jitter_ms: float) -> float:
     """jack_midi_clock's -J for a peak tick displacement of `jitter_ms` at `bpm`."""
     period_ms = 60_000.0 / (bpm * CLOCK_PPQN)
     return min(MAX_JITTER_PCT, 200.0 * jitter_ms / period_ms)
-
-
-class _Recorder:
-    """The engine's Output: MIDI out, remembering each note_on's beat, channel and pitch."""
-
-    def __init__(self, inner: MidiPortOutput) -> None:
-        self.inner = inner
-        self.ons: list[Note] = []
-
-    def send(self, events: Sequence[ScheduledEvent], at: float) -> None:
-        self.inner.send(events, at)
-        self.ons.extend(Note(e.beat, e.channel, e.pitch) for e in events if e.kind == NOTE_ON)
-
-
-@dataclass
-class _Engine:
-    """The engine core following the MIDI clock, as a live session wires it."""
-
-    ports: PortSet
-    follower: MidiClockFollower
-    midi_in: MidiInput
-    worker: GenerationWorker
-    dispatcher: Dispatcher
-    output: _Recorder
-    losses: list[ClockLost] = field(default_factory=list)
-    stop_flag: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    @classmethod
-    def build(cls, bpm: float, parts: Sequence[tuple[str, str, PartControls]],
-              clock_in_callback: bool = True, latency_ms: float = 0.0,
-              frames: JackFrameClock | None = None, *, anchor_to_ticks: bool = False) -> _Engine:
-        """On `frames` (JACK time) when given, else on CLOCK_MONOTONIC."""
-        made = [Part(name, load_model(model), controls, seed=i)
-                for i, (name, model, controls) in enumerate(parts)]
-        ports = open_ports("jack")
-        assert ports.input is not None
-        # "hold": a stall of the shared machine longer than the loss timeout (4 ticks) must
-        # not stop the engine for the rest of the run; losses are counted in the report
-        follower = MidiClockFollower(bpm, on_loss="hold")
-        timebase = (session_time.Timebase() if frames is None
-                    else session_time.Timebase.on_frames(frames))
-        now = timebase.now
-        midi_in = MidiInput(follower, now=now, clock_in_callback=clock_in_callback)
-        ports.input.set_callback(timebase.input_callback(midi_in.callback))
-        if not clock_in_callback:
-            midi_in.start()  # the consumer thread feeds the follower instead
-        queue = EventQueue()
-        worker = GenerationWorker(made, follower, queue, now=now)
-        # on JACK's stepping clock the spin can nap: the clock only passes a moment at a
-        # cycle start, and the send has the whole next cycle to get into the ring buffer
-        dispatcher = Dispatcher(follower, queue, latency_ms=latency_ms, now=now,
-                                spin_sleep_s=timebase.spin_sleep_s,
-                                anchor_to_ticks=anchor_to_ticks)
-        engine = cls(ports, follower, midi_in, worker, dispatcher,
-                     _Recorder(MidiPortOutput(ports.output)))
-        follower.add_listener(engine._on_transport)
-        return engine
-
-    def _on_transport(self, event: TransportEvent) -> None:
-        if isinstance(event, ClockLost):
-            self.losses.append(event)
-
-    def start(self) -> None:
-        self.worker.fill_until(0.0)
-        gc.collect()
-        gc.freeze()  # the collector never walks the models during playback
-        self.worker.start()
-        self.thread = threading.Thread(target=self.dispatcher.run_forever,
-                                       args=(self.output, self.stop_flag),
-                                       name="musegen-dispatch", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_flag.set()
-        if self.thread is not None:
-            self.thread.join(5.0)
-        self.worker.stop()
-        self.midi_in.stop()
-        self.output.inner.all_notes_off()
-        self.ports.close()
-        gc.unfreeze()
 
 
 def run_latency_bench(
@@ -294,7 +202,7 @@ def _run_on(server: JackServer, bpm: float, master: Callable[[], ClockMaster],
             clock_in_callback: bool, latency_ms: float, frames: JackFrameClock | None = None,
             sync: Sync = "line") -> dict[str, Any]:
     env = server.env
-    engine = _Engine.build(bpm, parts, clock_in_callback, latency_ms, frames,
+    engine = BenchEngine.build(bpm, parts, clock_in_callback, latency_ms, frames,
                            anchor_to_ticks=sync == "tick")
     clock = master()
     reference = subprocess.Popen([sys.executable, "-m", "bridges.midi.reference_client",
@@ -326,7 +234,7 @@ def _run_on(server: JackServer, bpm: float, master: Callable[[], ClockMaster],
     return _analyse(records, server.rate, engine, cpu)
 
 
-def _analyse(records: Sequence[Any], rate: int, engine: _Engine,
+def _analyse(records: Sequence[Any], rate: int, engine: BenchEngine,
              cpu: CpuUse) -> dict[str, Any]:
     ticks = run_ticks(records, rate)
     if len(ticks) < 2 * CLOCK_PPQN:
