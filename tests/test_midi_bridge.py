@@ -34,6 +34,7 @@ from bridges.midi import (
 )
 from bridges.midi.backends import alsa_usable, jack_running, open_input, open_output
 from bridges.midi.bench_analysis import hanging_notes, note_ons, run_ticks
+from bridges.midi.bench_engine import Recorder
 from bridges.midi.jack_tools import DumpRecord, JackServer, control
 from bridges.midi.pump import InputPump
 from musegen.checkpoint import load_model
@@ -396,18 +397,6 @@ def test_parser_counts_what_rtmidi_would_not_pass() -> None:
 # -- end to end -------------------------------------------------------------------------------
 
 
-class RecordingOutput:
-    """Forwards to the MIDI output and remembers which note_ons went out (their beats)."""
-
-    def __init__(self, inner: MidiPortOutput) -> None:
-        self.inner = inner
-        self.ons: list[ScheduledEvent] = []
-
-    def send(self, events: Sequence[ScheduledEvent], at: float) -> None:
-        self.inner.send(events, at)
-        self.ons.extend(e for e in events if e.kind == NOTE_ON)
-
-
 def tick_index(ticks: Sequence[float], t: float) -> float:
     """Fractional tick index of time `t`, interpolated between the received ticks (so a
     tempo change needs no model) and extrapolated past the last one at its spacing."""
@@ -432,7 +421,7 @@ def test_engine_follows_jack_midi_clock_end_to_end(jack: JackServer, jack_tool: 
     queue = EventQueue()
     worker = GenerationWorker([part], follower, queue)
     dispatcher = Dispatcher(follower, queue)
-    out = RecordingOutput(MidiPortOutput(ports.output))
+    out = Recorder(MidiPortOutput(ports.output))
 
     transport = jack_tool.transport()
     transport.master()  # jack_transport sets the tempo; jack_midi_clock follows it live
@@ -492,7 +481,7 @@ def test_engine_follows_jack_midi_clock_end_to_end(jack: JackServer, jack_tool: 
     errors_ms.sort()
     assert errors_ms[len(errors_ms) // 2] < 6.0, errors_ms
     assert errors_ms[len(errors_ms) * 9 // 10] < 12.0, errors_ms
-    sent = [(round(e.beat * 4), e.pitch) for e in out.ons]  # 4 steps a beat, 16 a bar
+    sent = [(round(n.t * 4), n.pitch) for n in out.ons]  # 4 steps a beat, 16 a bar
     assert sorted(steps) == sorted(sent)
     assert any(step >= 4 * 9 for step, _ in steps)  # notes played after the tempo change
     assert [r.bar for r in part.rendered][:4] == [0, 1, 2, 3]

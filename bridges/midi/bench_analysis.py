@@ -204,6 +204,7 @@ class Matched:
     doubled: int  # received more than once
     unmatched: int  # received, matching nothing sent
     beats: list[float] = field(default_factory=list)  # the sent beat of each error
+    arrivals: list[float] = field(default_factory=list)  # when each matched note came (s)
 
     def after_start(self) -> list[float]:
         """The errors without the first step's notes: those sound on the very tick that
@@ -220,6 +221,7 @@ def match_notes(sent_beats: Sequence[Note], received: Sequence[Note], grid: Grid
     hits = [0] * len(sent_beats)
     errors: list[float] = []
     beats: list[float] = []
+    arrivals: list[float] = []
     unmatched = 0
     for note in received:
         near = [c for c in by_key.get((note.channel, note.pitch), [])
@@ -234,7 +236,9 @@ def match_notes(sent_beats: Sequence[Note], received: Sequence[Note], grid: Grid
         if hits[best[1]] == 1:
             errors.append(note.t - best[0])
             beats.append(sent_beats[best[1]].t)
-    return Matched(errors, hits.count(0), sum(1 for h in hits if h > 1), unmatched, beats)
+            arrivals.append(note.t)
+    return Matched(errors, hits.count(0), sum(1 for h in hits if h > 1), unmatched, beats,
+                   arrivals)
 
 
 def own_tick_errors(matched: Matched, grid: Grid) -> list[float]:
@@ -244,11 +248,11 @@ def own_tick_errors(matched: Matched, grid: Grid) -> list[float]:
     averages away; notes off the tick grid, or past the last tick, are left out."""
     times = grid.times
     errors = []
-    for error, beat in zip(matched.errors_s, matched.beats, strict=True):
+    for arrival, beat in zip(matched.arrivals, matched.beats, strict=True):
         k = beat * CLOCK_PPQN
         if k != round(k) or not 0 <= k < len(times):
             continue
-        errors.append(error + grid.time_of(beat) - times[round(k)])
+        errors.append(arrival - times[round(k)])
     return errors
 
 

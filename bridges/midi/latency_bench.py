@@ -165,11 +165,8 @@ def run_latency_bench(
     switch = sys.getswitchinterval()
     try:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        masters: dict[str, Callable[[], ClockMaster]] = {
-            "white": lambda: WhiteMaster(server.env, server.name, bpm, jitter_ms),
-            "jack_midi_clock": lambda: TransportMaster(server.env, bpm, pct)}
-        report = _run(server, bpm, masters[master], seconds, parts, clock_in_callback,
-                      latency_ms, timebase, sync)
+        report = _run(server, bpm, _master_maker(master, server, bpm, jitter_ms, pct),
+                      seconds, parts, clock_in_callback, latency_ms, timebase, sync)
     finally:
         sys.setswitchinterval(switch)
         if own:
@@ -183,6 +180,14 @@ def run_latency_bench(
                   clock_in_callback=clock_in_callback, latency_ms=latency_ms,
                   timebase=timebase, sync=sync)
     return report
+
+
+def _master_maker(master: MasterKind, server: JackServer, bpm: float, jitter_ms: float,
+                  jitter_pct: float) -> Callable[[], ClockMaster]:
+    """What starts the run's clock master (once the engine's ports are up)."""
+    if master == "white":
+        return lambda: WhiteMaster(server.env, server.name, bpm, jitter_ms)
+    return lambda: TransportMaster(server.env, bpm, jitter_pct)
 
 
 def _run(server: JackServer, bpm: float, master: Callable[[], ClockMaster], seconds: float,
@@ -203,7 +208,7 @@ def _run_on(server: JackServer, bpm: float, master: Callable[[], ClockMaster],
             sync: Sync = "line") -> dict[str, Any]:
     env = server.env
     engine = BenchEngine.build(bpm, parts, clock_in_callback, latency_ms, frames,
-                           anchor_to_ticks=sync == "tick")
+                               anchor_to_ticks=sync == "tick")
     clock = master()
     reference = subprocess.Popen([sys.executable, "-m", "bridges.midi.reference_client",
                                   "--client", "musegen-ref"], env=env, stdin=subprocess.PIPE,

@@ -122,9 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = open_output(args.backend, args.client)
     out.open_virtual_port(PORT_NAME)
     frames = JackFrameClock(args.server, "musegen-white-time") if args.server else None
-    clock = (WhiteClock(out, args.bpm, args.jitter_ms / 1000.0, args.seed) if frames is None
-             else WhiteClock(out, args.bpm, args.jitter_ms / 1000.0, args.seed,
-                             now=frames.now, send_ahead_s=frames.period_s))
+    now, ahead = (time.monotonic, 0.0) if frames is None else (frames.now, frames.period_s)
+    clock = WhiteClock(out, args.bpm, args.jitter_ms / 1000.0, args.seed, now, ahead)
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: done.set())
 
