@@ -49,10 +49,9 @@ class MidiFront:
 
 
 def open_midi_front(args: argparse.Namespace, session: LiveSession,
-                    timebase: Timebase | None = None) -> MidiFront:
+                    timebase: Timebase) -> MidiFront:
     """Open the ports `args` ask for and wire them to `session` (MidiUnavailable if none);
-    input times on `timebase` (the session's clock; default the system's)."""
-    timebase = timebase or Timebase()
+    input times on `timebase` (the session's clock)."""
     backend = timebase.backend or resolve(args.backend)  # resolved once: "auto" probes
     ports = open_ports(backend, listen=True, input_from=args.input_from,
                        output_to=args.output_to, melody=args.melody_port)

@@ -183,7 +183,8 @@ def _torch_matvecs(emb: int, hid: int, layers: int, vocab: int) -> Callable[[], 
 
 
 def _numpy_matvecs(emb: int, hid: int, layers: int, vocab: int) -> Callable[[], None]:
-    """The same products as numpy row-vector GEMMs (the layout our runtime uses)."""
+    """The same products as numpy row-vector GEMMs: the floor numpy's BLAS sets (our step
+    is one compiled call, musegen/runtime/kernels.py)."""
     rng = np.random.default_rng(0)
 
     def rand(*shape: int) -> np.ndarray[Any, Any]:
@@ -203,7 +204,8 @@ def _numpy_matvecs(emb: int, hid: int, layers: int, vocab: int) -> Callable[[], 
 
 
 def model_row(loaded: LoadedModel, steps: int, bars: int) -> dict[str, Any]:
-    """One model's figures: the engine's (numpy) step, the torch step, the real-time factor."""
+    """One model's figures: the engine's compiled step, the torch step, the real-time
+    factor."""
     fast, reference = stepper_for(loaded.model), loaded.model
     latency = step_latency(loaded, fast, steps)
     torch_latency = step_latency(loaded, reference, steps)

@@ -37,7 +37,7 @@ class Timebase:
     @classmethod
     def on_frames(cls, frames: JackFrameClock, backend: str | None = "jack") -> Timebase:
         """JACK's frames: one period sent early, the spin napping between cycle starts."""
-        period_ms = 1000.0 * frames.period_frames / frames.rate
+        period_ms = 1000.0 * frames.period_s
         return cls(f"JACK's frame clock ({period_ms:.2f} ms periods)", frames.now,
                    SPIN_SLEEP_S, period_ms, frames, backend)
 

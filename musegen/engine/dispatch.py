@@ -42,9 +42,9 @@ from musegen.clock import (
     Stop,
     TransportEvent,
 )
+from musegen.clock.midi_follower import bpm_period
 from musegen.engine.events import NOTE_ON, Output, ScheduledEvent
 from musegen.engine.queue import EventQueue
-from musegen.timing import CLOCK_PPQN
 
 INBOX_LEN = 256  # transport events waiting for the loop; a flood drops the oldest
 # A shorter sleep is not worth a system call (the OS wakes 50-100 us late anyway): spin it.
@@ -148,7 +148,7 @@ class Dispatcher:
         predicted = self.clock.time_at(beat)
         if self.anchor_to_ticks and predicted < math.inf:
             anchored = self.clock.tick_anchored_time_at(beat)
-            waited = predicted + TICK_WAIT * 60.0 / (CLOCK_PPQN * self.clock.tempo_bpm)
+            waited = predicted + TICK_WAIT * bpm_period(self.clock.tempo_bpm)
             return min(anchored, waited) - self.latency_s
         return predicted - self.latency_s
 
