@@ -270,9 +270,11 @@ def test_input_follows_jack_midi_clock_start_and_stop(jack: JackServer, jack_too
 
 def test_the_input_pump_dozes_between_clock_ticks_and_reads_each_tick_promptly(
         jack: JackServer, jack_tool: JackTool) -> None:
-    """A running clock lets the pump doze between ticks (far fewer than its 1000 reads a
-    second), yet a tick is still read about as soon as it comes; once the clock stops, the
-    pump reads every interval again, so a Start is read at once."""
+    """A running clock lets the pump doze between ticks (far fewer reads than watching every
+    0.25 ms, about 3000 a second), yet it watches closely when a tick is due, so nine in ten
+    are read within 1 ms (within a JACK period of 1.33 ms: a tick-synced note then lands in
+    the next period); once the clock stops, the pump reads every interval again, so a
+    Start is read at once."""
     midi = open_input("jack", "musegen pump test")
     midi.ignore_types(sysex=True, timing=False, active_sense=True)
     midi.open_virtual_port("pump in")
@@ -294,8 +296,8 @@ def test_the_input_pump_dozes_between_clock_ticks_and_reads_each_tick_promptly(
         reads_per_s = (pump.reads - reads0) / (time.monotonic() - t0)
         fresh = sorted(lags[ticks0:])
         assert len(fresh) > 40  # 48 ticks a second at 120 BPM
-        assert reads_per_s < 600, reads_per_s  # dozing: 1 ms reads alone would be ~900
-        assert fresh[len(fresh) // 2] < 0.002, fresh  # median tick read within 2 ms
+        assert reads_per_s < 1200, reads_per_s
+        assert fresh[len(fresh) * 9 // 10] < 0.001, fresh
         transport.stop()
         time.sleep(0.2)
         assert pump.wait_s() == pump.interval_s  # no clock: read every interval again

@@ -14,13 +14,17 @@ give each arrival relative to the first; the offset to `now()` is the smallest
 `poll time - relative time` seen so far (a message is never read before it came), so the
 absolute times are those of a callback, without the callback's thread.
 
-Pace: a read every `interval_s` (1 ms) is what keeps a clock tick's reading prompt (on the
-JACK bench its time is the cycle it was read in), but 1000 wakes a second cost about 4 % of a
-core. A MIDI clock's ticks come at a steady interval, so after a tick the pump dozes in
-`DOZE_S` naps until `DOZE_UNTIL` of the last interval has passed, then reads every
-`interval_s` until the next tick. A Start, Stop or note that comes during a doze is read at
-most `DOZE_S` late (Stop's all-notes-off stays inside 5 ms); with no clock, or one that
-stopped, the pump reads every `interval_s`.
+Pace: with no clock running, a read every `interval_s` (1 ms) keeps a note or a Start
+prompt. A clock tick wants more: in tick-synced dispatch (musegen/engine/dispatch.py) a note
+goes out as its tick is read, and python-rtmidi's JACK output lands at the next period start,
+so a read more than one period (1.33 ms on the bench) after the tick came costs a whole
+period. Reading every 1 ms missed that for 6 % of the ticks on the JACK bench; every
+`WATCH_S` (0.25 ms), for none of 382 (-J 10, 120 BPM). Reading that often all the time costs
+a core's tenth, but a clock's ticks come at a steady interval: after a tick the pump dozes in
+`DOZE_S` naps until `DOZE_UNTIL` of the last interval has passed, then reads every `WATCH_S`
+until the next tick. A Start, Stop or note that comes during a doze is read at most `DOZE_S`
+late (Stop's all-notes-off stays inside 5 ms). A tick `WATCH_UNTIL` intervals overdue means
+the clock stopped or paused: the pump goes back to reading every `interval_s`.
 """
 
 from __future__ import annotations
@@ -38,10 +42,12 @@ from musegen.clock.midi_follower import TICK
 # rtmidi's delta. MidiInput.callback uses it instead of reading the clock itself.
 ABSOLUTE_TIME = object()
 PUMP_INTERVAL_S = 0.001
+WATCH_S = 0.00025
 DOZE_S = 0.003
-# -J 10 jitter moves a tick by up to a tenth of the interval; a tempo rise of a quarter
-# within one tick (never musical) would make a tick wait for the end of a doze
-DOZE_UNTIL = 0.75
+# -J 10 moves a tick by up to 5 % of the interval; only a tempo rise of 15 % within one tick
+# (never musical) would make a tick wait for the end of a doze
+DOZE_UNTIL = 0.85
+WATCH_UNTIL = 2.0
 MAX_TICK_INTERVAL_S = 0.1  # 25 BPM: a longer gap is a stopped clock, not its pace
 
 Callback = Callable[[tuple[Sequence[int], float], object], None]
@@ -95,6 +101,11 @@ class InputPump:
         self._last_tick = at
 
     def wait_s(self) -> float:
-        """How long to wait before the next read: a doze while the next tick is far off."""
-        doze_left = self._last_tick + DOZE_UNTIL * self._tick_interval - self._now()
-        return min(DOZE_S, doze_left) if doze_left > self.interval_s else self.interval_s
+        """How long to wait before the next read: a doze while the next tick is far off, a
+        short wait while it is due, the plain interval with no clock running."""
+        interval = self._tick_interval
+        since = self._now() - self._last_tick
+        if interval == 0.0 or since > WATCH_UNTIL * interval:
+            return self.interval_s
+        doze_left = DOZE_UNTIL * interval - since
+        return min(DOZE_S, doze_left) if doze_left > WATCH_S else WATCH_S
