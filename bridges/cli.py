@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from musegen.cli import build_parser, run_parser
 from musegen.cli_models import UserError
+from musegen.engine import SYNCS
 
 BACKENDS = ("auto", "alsa", "jack", "coremidi", "none")
 
@@ -60,10 +61,11 @@ def _add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                    "instead of the virtual 'musegen out'")
     p.add_argument("--melody-port", action="store_true",
                    help="the melody part gets its own port 'musegen melody out'")
-    p.add_argument("--sync", choices=["line", "tick"], default="line",
-                   help="with --clock midi: send where the clock's beat is heard, ahead of "
-                   "its ticks (line, default: steady or wandering clocks alike) or a fixed "
-                   "delay after each tick arrives (tick)")
+    p.add_argument("--sync", choices=SYNCS, default="auto",
+                   help="with --clock midi: send on the line fitted to the clock's ticks, "
+                   "ahead of them (line), a fixed delay after each tick arrives (tick), or "
+                   "the line on a steady or white-jittered clock and the tick on one whose "
+                   "phase wanders (auto, default)")
     p.add_argument("--on-clock-loss", choices=["stop", "hold"], default="hold",
                    help="when the DAW's clock goes silent without a Stop message: keep "
                    "playing at its last tempo (hold, default: a hiccup is not a stop) or stop")
@@ -129,9 +131,9 @@ def _extend_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                        help="live: also run on a clock whose ticks are each up to this many "
                        "ms off a steady line (white jitter, as through USB MIDI), repeatable "
                        "(default: none)")
-    group.add_argument("--sync", choices=("line", "tick"), action="append",
-                       help="live: send on the clock follower's fitted line or on each tick's "
-                       "arrival, repeatable (default: line)")
+    group.add_argument("--sync", choices=SYNCS, action="append",
+                       help="live: send on the clock follower's fitted line, on each tick's "
+                       "arrival, or whichever suits the clock, repeatable (default: auto)")
     group.add_argument("--seconds", type=float,
                        help="live: per tempo, jitter and sync (default 120); web: per fan-out "
                        "(default 30)")
@@ -144,7 +146,7 @@ def _run_bench_live(args: argparse.Namespace) -> int:
     from bridges.midi.latency_bench import run_matrix
 
     report = run_matrix(args.bpm or [120.0, 174.0], args.jitter or [0.0, 10.0],
-                        args.seconds or 120.0, args.sync or ["line"],
+                        args.seconds or 120.0, args.sync or ["auto"],
                         args.white_jitter_ms or [])
     print(json.dumps(report, indent=2))
     return 0

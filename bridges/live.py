@@ -113,7 +113,8 @@ def build_session(args: argparse.Namespace, clock: Clock, timebase: Timebase) ->
         session = LiveSession(parts, clock, lookahead_bars=args.lookahead_bars,
                               latency_ms=args.latency_ms + timebase.send_latency_ms,
                               recorder=recorder, cc_map=cc_map,
-                              anchor_to_ticks=args.sync == "tick", now=timebase.now,
+                              sync=args.sync, now=timebase.now,
+                              send_now=timebase.send_now,
                               spin_sleep_s=timebase.spin_sleep_s)
         if args.respond:
             session.enable_call_and_response(args.respond)

@@ -181,6 +181,41 @@ def test_walk_share_tells_a_wandering_clock_from_white_jitter(seed: int) -> None
     assert white.line[1] == pytest.approx(white.t_fit, abs=0.3 * 0.0015)
 
 
+def jack_stamped(times: list[float]) -> list[float]:
+    """As the engine reads ticks on JACK: each at the start of the 64-frame period after
+    the frame it came on (a fixed pattern at a steady tempo, not independent noise)."""
+    return [math.ceil(round(t * 48000) / 64) * JACK_PERIOD_S for t in times]
+
+
+def steady_from(f: MidiClockFollower, times: list[float]) -> list[bool]:
+    """`steady_phase` after each tick."""
+    out = []
+    for t in times:
+        f.feed(TICK, t)
+        out.append(f.steady_phase)
+    return out
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("bpm", [120.0, 174.0])
+def test_steady_phase_tells_a_wandering_clock_from_jitter_around_a_line(
+        seed: int, bpm: float) -> None:
+    """A walk (-J 10) is never called steady; white jitter of +-2 ms and a steady clock read
+    on JACK's periods are, from at most nine beats in, and stay so. In the first four
+    beats no clock is called steady: too few ticks to tell."""
+    rng = random.Random(seed)
+    walk = jack_stamped(wandering_ticks(2000, bpm, seed, spread=0.05))
+    white = jack_stamped([T0 + k * period(bpm) + rng.uniform(-0.002, 0.002)
+                          for k in range(2000)])
+    steady = jack_stamped([T0 + k * period(bpm) for k in range(2000)])
+    assert not any(steady_from(started(), walk))
+    for times in (white, steady):
+        states = steady_from(started(), times)
+        assert not any(states[: 4 * 24]), states.index(True)
+        assert all(states[9 * 24 :]), states.index(False, 9 * 24)
+    assert InternalClock(bpm).steady_phase  # no ticks from outside: its own line
+
+
 def test_beat_and_time_extrapolate_on_one_line() -> None:
     f = started()
     times = tick_times([(47, 100.0)])

@@ -639,7 +639,7 @@ def test_tick_anchored_dispatch_sends_as_each_tick_arrives_not_on_the_line() -> 
     when its tick arrives, plus the fraction of a tick it sits past it; on the line, where the
     fit says. A tick not in yet holds its event back at most half a tick past the line."""
     clock = MidiClockFollower(BPM)
-    anchored = Dispatcher(clock, EventQueue(), anchor_to_ticks=True)
+    anchored = Dispatcher(clock, EventQueue(), sync="tick")
     line = Dispatcher(clock, EventQueue())
     tick_s = SPB / 24
     rng = random.Random(7)
@@ -662,12 +662,41 @@ def test_tick_anchored_dispatch_sends_as_each_tick_arrives_not_on_the_line() -> 
     assert anchored.due_time(4.25) == pytest.approx(102 * tick_s + 0.0013, abs=1e-9)
 
 
+def test_auto_sync_sends_on_the_ticks_of_a_wandering_clock_and_on_the_line_of_a_steady_one(
+) -> None:
+    """`sync="auto"`: on the tick while the follower cannot yet tell (the first beats) and
+    for a clock whose phase wanders; on the line once the ticks show they keep to one."""
+    tick_s = SPB / 24
+    rng = random.Random(3)
+    clocks = {"steady": MidiClockFollower(BPM), "walk": MidiClockFollower(BPM)}
+    auto = {name: Dispatcher(clock, EventQueue(), sync="auto") for name, clock in clocks.items()}
+    tick = {name: Dispatcher(clock, EventQueue(), sync="tick") for name, clock in clocks.items()}
+    walk_t = 0.0
+    for clock in clocks.values():
+        clock.feed(START, 0.0)
+    for k in range(24 * 16 + 1):  # 16 beats of ticks: tick 384 is beat 16
+        clocks["steady"].feed(TICK, k * tick_s + rng.uniform(-0.001, 0.001))
+        clocks["walk"].feed(TICK, walk_t)
+        walk_t += tick_s * (1.0 + rng.uniform(-0.05, 0.05))
+        if k == 48:  # two beats in: too soon to tell, so both follow their ticks
+            assert auto["steady"].anchored and auto["walk"].anchored
+    assert not auto["steady"].anchored and auto["walk"].anchored
+    assert auto["walk"].due_time(16.0) == pytest.approx(tick["walk"].due_time(16.0), abs=1e-9)
+    steady = clocks["steady"]
+    assert auto["steady"].due_time(16.0) == pytest.approx(steady.time_at(16.0), abs=1e-9)
+    assert auto["steady"].due_time(16.0) != tick["steady"].due_time(16.0)
+    with pytest.raises(ValueError, match="sync must be one of"):
+        Dispatcher(steady, EventQueue(), sync="beat")  # type: ignore[arg-type]
+
+
 def test_a_tick_cuts_an_anchored_dispatchers_nap_short() -> None:
     clock = MidiClockFollower(BPM)
-    dispatcher = Dispatcher(clock, EventQueue(), anchor_to_ticks=True)
+    dispatcher = Dispatcher(clock, EventQueue(), sync="tick")
     dispatcher._wake.clear()
     clock.feed(TICK, 0.0)
     assert dispatcher._wake.is_set()
     dispatcher.close()  # and lets go of the clock
     assert clock.on_tick is None
     assert Dispatcher(clock, EventQueue()).clock.on_tick is None  # only anchored ones wake
+    Dispatcher(clock, EventQueue(), sync="auto")
+    assert clock.on_tick is not None  # auto may anchor: ticks wake it too

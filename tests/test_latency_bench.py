@@ -13,12 +13,15 @@ from bridges.midi.bench_analysis import (
     Note,
     error_stats,
     fit_grid,
+    fitted_errors,
+    fitted_ticks,
     hanging_notes,
     match_notes,
     note_ons,
     own_tick_errors,
     run_ticks,
     stop_release,
+    tick_noise,
     walk_oracle_errors,
 )
 from bridges.midi.clock_masters import WhiteMaster
@@ -186,6 +189,15 @@ def test_the_jack_frame_clock_steps_one_period_at_a_time_at_the_servers_rate(
         assert elapsed == pytest.approx(time.monotonic() - started, abs=0.05)
         assert len(seen) > 100 and all((f - first) % jack.period == 0 for f in seen)
         assert frames.restamp(123.0) == pytest.approx(frames.now(), abs=2 * frames.period_s)
+        # the dispatcher's reading reaches each cycle a little after it began: it is the
+        # cycle or the one before, and mostly the cycle (12 of 64 frames are the guard)
+        lags = []
+        for _ in range(2000):
+            settled, now = frames.settled_now(), frames.now()
+            lags.append(round((now - settled) * frames.rate))
+            time.sleep(0.0001)
+        assert set(lags) <= {0, jack.period, 2 * jack.period}, set(lags)
+        assert 0.5 < lags.count(0) / len(lags) < 0.99, lags.count(0)
     with pytest.raises(RuntimeError, match="closed"):
         frames.now()
 
@@ -234,6 +246,51 @@ def test_own_tick_errors_charge_each_ticks_jitter_that_the_local_line_averages_a
     assert [e * 1000 for e in own] == pytest.approx([-1.0, -1.0, -1.0, 0.5], abs=0.03)
     off_grid = match_notes([Note(1.1, 9, 36)], [Note(grid.time_of(1.1), 9, 36)], grid)
     assert own_tick_errors(off_grid, grid) == []  # not on a tick: no own tick to compare
+
+
+def walk_ticks(n: int, seed: int, spread: float = 0.05) -> list[float]:
+    """jack_midi_clock -J 10 at 125 BPM as the dump reads it: each interval off by up to
+    `spread`, the phase a random walk, every tick on a whole frame."""
+    rng = random.Random(seed)
+    ticks = [1.0]
+    for _ in range(n - 1):
+        ticks.append(ticks[-1] + 0.02 * (1.0 + rng.uniform(-spread, spread)))
+    return [round(t * RATE) / RATE for t in ticks]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_noise_model_grid_is_the_line_for_white_jitter_and_the_ticks_for_a_walk(
+        seed: int) -> None:
+    """The fitted grid smooths each tick under the clock's own noise: around a steady line
+    it finds the line under +-2 ms of jitter; on a walk (nothing says where it went but the
+    tick) it stays on the ticks, where the local line is ms off them."""
+    rng = random.Random(seed)
+    white = [1.0 + k * 0.02 + rng.uniform(-0.002, 0.002) for k in range(3000)]
+    q, r = tick_noise(white)
+    assert q < 0.01 * r and r == pytest.approx(0.002 ** 2 / 3, rel=0.15)  # uniform: a^2/3
+    assert max(abs(t - 1.0 - k * 0.02) for k, t in enumerate(fitted_ticks(white))) < 4e-4
+    walk = walk_ticks(3000, seed)
+    q, r = tick_noise(walk)
+    assert r < 0.1 * q and q == pytest.approx((0.02 * 0.05) ** 2 / 3, rel=0.5)
+    assert max(abs(a - b) for a, b in zip(fitted_ticks(walk), walk, strict=True)) < 1.5e-4
+    grid = fit_grid(walk)
+    assert max(abs(walk[k] - grid.time_of(k / 24)) for k in range(0, 3000, 6)) > 2e-3
+    steady = [1.0 + k * 0.02 for k in range(300)]
+    assert fitted_ticks(steady) == pytest.approx(steady, abs=1e-9)  # no noise: the line
+    with pytest.raises(ValueError, match="ticks to fit"):
+        tick_noise(steady[:100])
+
+
+def test_fitted_errors_measure_each_note_against_its_tick_on_the_fitted_grid() -> None:
+    walk = walk_ticks(600, 5)
+    grid = fit_grid(walk)
+    assert grid.fitted == pytest.approx(walk, abs=1.5e-4)
+    # the reference's answer to ticks 120 and 126: one JACK period after each tick
+    period = 64 / RATE
+    sent = [Note(5.0, 9, 36), Note(5.25, 9, 36)]
+    received = [Note(walk[120] + period, 9, 36), Note(walk[126] + period, 9, 36)]
+    errors = fitted_errors(match_notes(sent, received, grid), grid)
+    assert errors == pytest.approx([period, period], abs=1.5e-4)
 
 
 def test_one_key_sent_twice_at_one_moment_is_two_notes_not_a_double() -> None:

@@ -129,12 +129,13 @@ def play_busy_drums_on_the_daw_clock(
     return live, dump, transport
 
 
-@pytest.mark.parametrize("sync", ["line", "tick"])
+@pytest.mark.parametrize("sync", ["line", "tick", "auto"])
 def test_follows_the_daw_clock_on_the_16th_grid_and_records_the_take(
         jack: JackServer, jack_tool: JackTool, live_procs: list[Live], tmp_path: Path,
         sync: str) -> None:
-    """On the follower's line, and sending as each tick arrives (`--sync tick`); either way
-    on JACK's frame clock, as the ports are on JACK."""
+    """On the follower's line, sending as each tick arrives (`--sync tick`), and choosing
+    between them (`--sync auto`, the default); each way on JACK's frame clock, as the ports
+    are on JACK."""
     take = tmp_path / "take.mid"
     live, dump, transport = play_busy_drums_on_the_daw_clock(jack, jack_tool, live_procs, take,
                                                              sync)

@@ -9,6 +9,16 @@ phase wanders, which -J also does (a random walk: tens of ms over two minutes, s
 through the whole run puts the beat where nobody, the reference client included, hears it).
 The whole-run line still gives the run's tempo and its RMS spread.
 
+A second grid (`fitted_ticks`, reported as `fitted`) fits the clock's own noise model
+instead of a fixed window: the phase walk (variance q per tick) and the white jitter
+(variance r) that musegen/clock/wander.py tells apart, both measured from the run's tick
+intervals, and each tick's true time smoothed from all the ticks under them. White jitter
+around a steady line (q = 0) gives the line; a pure walk (r = 0, as jack_midi_clock -J sends:
+each interval perturbed, and the dump reads every tick at its frame) gives the ticks
+themselves, since nothing but the tick says where the walk went. That is the grid under which
+the issue's reference floor (a note as each sixth tick arrives: one JACK period, 1.33 ms
+p99) holds on any of these clocks.
+
 A received note_on is matched to the sent note_on of the same key (channel, pitch) whose
 ideal time is nearest, one not matched yet first; one further away than half a 16th matches
 nothing. Sent notes that match nothing were dropped; a sent note matched twice was doubled.
@@ -16,6 +26,7 @@ nothing. Sent notes that match nothing were dropped; a sent note matched twice w
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -29,6 +40,7 @@ NOTE_ON_STATUS, NOTE_OFF_STATUS = 0x90, 0x80
 # +-1 beat of ticks: 49 ticks average +-1 ms jitter to +-0.15 ms, yet a wandering phase moves
 # little within two beats
 LOCAL_TICKS = CLOCK_PPQN
+NOISE_LAG = 4 * CLOCK_PPQN  # ticks: the lag at which a walk's variance is told from jitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,7 @@ class Grid:
     jitter_ms: float  # RMS of the ticks around the fitted line
     times: tuple[float, ...] = ()  # every tick, for the local fits (empty: the line only)
     local_jitter_ms: float = 0.0  # RMS of the ticks around their local lines
+    fitted: tuple[float, ...] = ()  # each tick's time under the clock's noise model
 
     @property
     def bpm(self) -> float:
@@ -84,10 +97,56 @@ def fit_grid(ticks: Sequence[float]) -> Grid:
         raise ValueError("need at least two clock ticks to fit a grid")
     t0, slope = _line(range(n), ticks)
     rms = math.sqrt(math.fsum((t - t0 - k * slope) ** 2 for k, t in enumerate(ticks)) / n)
-    grid = Grid(t0, slope, n, rms * 1000.0, tuple(ticks))
+    grid = Grid(t0, slope, n, rms * 1000.0, tuple(ticks), fitted=tuple(fitted_ticks(ticks)))
     local = math.sqrt(math.fsum((t - grid.time_of(k / CLOCK_PPQN)) ** 2
                                 for k, t in enumerate(ticks)) / n)
     return replace(grid, local_jitter_ms=local * 1000.0)
+
+
+def tick_noise(ticks: Sequence[float]) -> tuple[float, float]:
+    """(q, r): the walk's variance per tick and the white jitter's variance, from the
+    deviations of the tick intervals from their mean. Their lag-1 covariance is -r. Summed
+    over `NOISE_LAG` ticks their variance is NOISE_LAG q + 2 r, against q + 2 r for one: q
+    from that growth, which the white part cannot fake (var(d) + 2 cov, the one-tick
+    estimate wander.py uses live, is too noisy for a smoother: on 3000 ticks of white
+    jitter alone it gives q a tenth of r, and the grid follows the jitter)."""
+    mean = (ticks[-1] - ticks[0]) / (len(ticks) - 1)
+    dev = [b - a - mean for a, b in itertools.pairwise(ticks)]
+    if len(dev) < 2 * NOISE_LAG:
+        raise ValueError(f"need at least {2 * NOISE_LAG + 1} ticks to fit the clock's noise")
+    var = math.fsum(d * d for d in dev) / len(dev)
+    cov = math.fsum(a * b for a, b in itertools.pairwise(dev)) / (len(dev) - 1)
+    drift = math.fsum(dev[:NOISE_LAG])
+    drifts = [drift]
+    for k in range(NOISE_LAG, len(dev)):
+        drift += dev[k] - dev[k - NOISE_LAG]
+        drifts.append(drift)
+    var_lag = math.fsum(d * d for d in drifts) / len(drifts)
+    return max((var_lag - var) / (NOISE_LAG - 1), 0.0), max(-cov, 0.0)
+
+
+def fitted_ticks(ticks: Sequence[float]) -> list[float]:
+    """Each tick's true time, smoothed from all the ticks (a Rauch-Tung-Striebel smoother)
+    under a phase that walks by q per tick, read with white jitter r (`tick_noise`), and
+    advances by the mean interval. r = 0: the ticks; q = 0: the line through them."""
+    n = len(ticks)
+    if n < 2 * NOISE_LAG + 1:
+        return list(ticks)
+    q, r = tick_noise(ticks)
+    if r == 0.0:
+        return list(ticks)
+    step = (ticks[-1] - ticks[0]) / (n - 1)
+    est, var = [ticks[0]] * n, [r] * n  # filtered: each tick from the ticks up to it
+    ahead, ahead_var = [ticks[0]] * n, [r] * n  # predicted from the tick before
+    for k in range(1, n):
+        ahead[k], ahead_var[k] = est[k - 1] + step, var[k - 1] + q
+        gain = ahead_var[k] / (ahead_var[k] + r)
+        est[k] = ahead[k] + gain * (ticks[k] - ahead[k])
+        var[k] = (1.0 - gain) * ahead_var[k]
+    smooth = est[:]
+    for k in range(n - 2, -1, -1):
+        smooth[k] = est[k] + var[k] / ahead_var[k + 1] * (smooth[k + 1] - ahead[k + 1])
+    return smooth
 
 
 def walk_oracle_errors(grid: Grid, step_ticks: int = CLOCK_PPQN // 4) -> list[float]:
@@ -243,10 +302,19 @@ def match_notes(sent_beats: Sequence[Note], received: Sequence[Note], grid: Grid
 
 def own_tick_errors(matched: Matched, grid: Grid) -> list[float]:
     """Each matched note's error against the tick that carried its 16th, as it arrived: the
-    other reading of "the grid fitted to the received clock", where every received tick is
-    a grid point. It charges a follower with each tick's jitter, which `Grid.time_of`
-    averages away; notes off the tick grid, or past the last tick, are left out."""
-    times = grid.times
+    reading of "the grid fitted to the received clock" where every received tick is a grid
+    point. It charges a follower with each tick's jitter, which `Grid.time_of` averages
+    away; notes off the tick grid, or past the last tick, are left out."""
+    return tick_errors(matched, grid.times)
+
+
+def fitted_errors(matched: Matched, grid: Grid) -> list[float]:
+    """Each matched note's error against its tick on the noise-model grid (`fitted_ticks`)."""
+    return tick_errors(matched, grid.fitted)
+
+
+def tick_errors(matched: Matched, times: Sequence[float]) -> list[float]:
+    """Each matched note on a tick, against `times[tick]`."""
     errors = []
     for arrival, beat in zip(matched.arrivals, matched.beats, strict=True):
         k = beat * CLOCK_PPQN

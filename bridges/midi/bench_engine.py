@@ -28,6 +28,7 @@ from musegen.engine import (
     Part,
     PartControls,
     ScheduledEvent,
+    Sync,
 )
 
 
@@ -61,7 +62,7 @@ class BenchEngine:
     def build(cls, bpm: float, parts: Sequence[tuple[str, str, PartControls]],
               clock_in_callback: bool = True, latency_ms: float = 0.0,
               frames: JackFrameClock | None = None, *,
-              anchor_to_ticks: bool = False) -> BenchEngine:
+              sync: Sync = "line") -> BenchEngine:
         """On `frames` (JACK time) when given, else on CLOCK_MONOTONIC."""
         made = [Part(name, load_model(model), controls, seed=i)
                 for i, (name, model, controls) in enumerate(parts)]
@@ -81,9 +82,9 @@ class BenchEngine:
         worker = GenerationWorker(made, follower, queue, now=now)
         # on JACK's stepping clock the spin can nap: the clock only passes a moment at a
         # cycle start, and the send has the whole next cycle to get into the ring buffer
-        dispatcher = Dispatcher(follower, queue, latency_ms=latency_ms, now=now,
+        dispatcher = Dispatcher(follower, queue, latency_ms=latency_ms, now=timebase.send_now,
                                 spin_sleep_s=timebase.spin_sleep_s,
-                                anchor_to_ticks=anchor_to_ticks)
+                                sync=sync)
         engine = cls(ports, follower, midi_in, worker, dispatcher,
                      Recorder(MidiPortOutput(ports.output)))
         follower.add_listener(engine._on_transport)

@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import subprocess
 import sys
 import time
@@ -57,16 +58,19 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from bridges.midi.bench_analysis import (
+    NOISE_LAG,
     Grid,
     Note,
     error_stats,
     fit_grid,
+    fitted_errors,
     hanging_notes,
     match_notes,
     note_ons,
     own_tick_errors,
     run_ticks,
     stop_release,
+    tick_noise,
     walk_oracle_errors,
 )
 from bridges.midi.bench_engine import BenchEngine
@@ -84,12 +88,11 @@ from bridges.midi.jack_tools import (
 from bridges.midi.ports import IN_NAME, OUT_NAME
 from bridges.midi.reference_client import REF_CHANNEL, REF_PITCH, TICKS_PER_STEP
 from bridges.midi.thread_cpu import CpuUse, CpuWindow
-from musegen.engine import PartControls
+from musegen.engine import SYNCS, PartControls, Sync
 
 logger = logging.getLogger(__name__)
 
 Timebase = Literal["jack", "system"]
-Sync = Literal["line", "tick"]  # send on the follower's line, or on each tick's arrival
 # How early to send, in JACK periods, so notes land centred on the beat (python-rtmidi's JACK
 # output lands at the start of the period after the send):
 # - system clock: ticks are stamped when the callback runs, half a period after the tick's
@@ -131,7 +134,7 @@ def run_latency_bench(
     latency_ms: float | None = None,
     server: JackServer | None = None,
     timebase: Timebase = "jack",
-    sync: Sync = "line",
+    sync: Sync = "auto",
     master: MasterKind = "jack_midi_clock",
 ) -> dict[str, Any]:
     """One run on a private jackd (or on `server`, already running and used in this
@@ -144,8 +147,8 @@ def run_latency_bench(
     `latency_ms`: send that much early; None: what centres the notes on the beat, which
     `DEFAULT_LATENCY_PERIODS` gives per time base (python-rtmidi's JACK output lands at the
     start of the next period).
-    `sync`: "line" sends on the follower's fitted line, "tick" on each tick's arrival (the
-    dispatcher's `anchor_to_ticks`).
+    `sync`: "line" sends on the follower's fitted line, "tick" on each tick's arrival, "auto"
+    on whichever suits the clock (the dispatcher's `sync`).
     `master`: "jack_midi_clock" (-J from `jitter_pct` or `jitter_ms`: a wandering phase) or
     "white" (bridges/midi/white_clock.py: each tick up to `jitter_ms` off a steady line)."""
     missing = missing_tools()
@@ -193,7 +196,7 @@ def _master_maker(master: MasterKind, server: JackServer, bpm: float, jitter_ms:
 def _run(server: JackServer, bpm: float, master: Callable[[], ClockMaster], seconds: float,
          parts: Sequence[tuple[str, str, PartControls]],
          clock_in_callback: bool, latency_ms: float = 0.0,
-         timebase: Timebase = "jack", sync: Sync = "line") -> dict[str, Any]:
+         timebase: Timebase = "jack", sync: Sync = "auto") -> dict[str, Any]:
     if timebase == "system":
         return _run_on(server, bpm, master, seconds, parts, clock_in_callback, latency_ms,
                        sync=sync)
@@ -205,10 +208,10 @@ def _run(server: JackServer, bpm: float, master: Callable[[], ClockMaster], seco
 def _run_on(server: JackServer, bpm: float, master: Callable[[], ClockMaster],
             seconds: float, parts: Sequence[tuple[str, str, PartControls]],
             clock_in_callback: bool, latency_ms: float, frames: JackFrameClock | None = None,
-            sync: Sync = "line") -> dict[str, Any]:
+            sync: Sync = "auto") -> dict[str, Any]:
     env = server.env
     engine = BenchEngine.build(bpm, parts, clock_in_callback, latency_ms, frames,
-                               anchor_to_ticks=sync == "tick")
+                               sync=sync)
     clock = master()
     reference = subprocess.Popen([sys.executable, "-m", "bridges.midi.reference_client",
                                   "--client", "musegen-ref"], env=env, stdin=subprocess.PIPE,
@@ -260,6 +263,7 @@ def _analyse(records: Sequence[Any], rate: int, engine: BenchEngine,
             **error_stats(ours.errors_s),
             "max_ms_after_first_step": error_stats(ours.after_start())["max_ms"],
             "own_tick": error_stats(own_tick_errors(ours, grid)),
+            "fitted": error_stats(fitted_errors(ours, grid)),
             "sent": len(engine.output.ons), "dropped": ours.dropped, "doubled": ours.doubled,
             "unmatched": ours.unmatched, "dropped_late": dispatcher.dropped_late,
             "max_late_ms": round(dispatcher.max_late_s * 1000.0, 3),
@@ -270,6 +274,10 @@ def _analyse(records: Sequence[Any], rate: int, engine: BenchEngine,
             # tempo steps the follower detected: a steady master should give none, and each
             # one shrinks its line to a few ticks (see musegen/clock/tempo_fit.py)
             "tempo_changes": engine.follower.tempo_changes,
+            # how much of the clock's jitter the follower took for a wandering phase (0..1),
+            # and how many batches went out on their tick's arrival (sync auto or tick)
+            "walk_share": round(engine.follower.walk_share, 3),
+            "tick_synced": dispatcher.tick_synced,
             "cpu_pct": round(cpu.without(BENCH_THREADS), 1),
             "process_cpu_pct": round(cpu.process_pct, 1),  # with the bench's own threads
             # per Python thread; the rest of process_cpu_pct is rtmidi's JACK threads
@@ -280,6 +288,7 @@ def _analyse(records: Sequence[Any], rate: int, engine: BenchEngine,
             **error_stats(ref.errors_s),
             "max_ms_after_first_step": error_stats(ref.after_start())["max_ms"],
             "own_tick": error_stats(own_tick_errors(ref, grid)),
+            "fitted": error_stats(fitted_errors(ref, grid)),
             "expected": len(ref_sent), "dropped": ref.dropped, "doubled": ref.doubled,
             "unmatched": ref.unmatched,
             "hanging_notes": hanging_notes(records, [REF_CHANNEL]),
@@ -288,7 +297,12 @@ def _analyse(records: Sequence[Any], rate: int, engine: BenchEngine,
 
 
 def _clock_report(grid: Grid) -> dict[str, Any]:
+    walk, white = (tick_noise(grid.times) if grid.ticks > 2 * NOISE_LAG
+                   else (math.nan, math.nan))
     return {"ticks": grid.ticks, "bpm_fitted": round(grid.bpm, 4),
+            # the noise model the fitted grid uses: RMS walk per tick, RMS white jitter
+            "walk_ms_per_tick": round(1000.0 * math.sqrt(walk), 4),
+            "white_ms": round(1000.0 * math.sqrt(white), 4),
             "tick_jitter_rms_ms": round(grid.jitter_ms, 3),
             "tick_jitter_local_rms_ms": round(grid.local_jitter_ms, 3),
             # the floor this clock sets for any follower if its phase wanders
@@ -296,7 +310,7 @@ def _clock_report(grid: Grid) -> dict[str, Any]:
 
 
 def run_matrix(bpms: Sequence[float], jitters_pct: Sequence[float],
-               seconds: float, syncs: Sequence[Sync] = ("line",),
+               seconds: float, syncs: Sequence[Sync] = ("auto",),
                white_jitters_ms: Sequence[float] = ()) -> dict[str, Any]:
     """One run per (bpm, -J percentage, sync) on jack_midi_clock, then one per (bpm, white
     jitter, sync) on the white-jitter master; what `musegen bench live` reports."""
@@ -320,9 +334,10 @@ def _summary(report: dict[str, Any]) -> str:
                      f"{r['max_ms_after_first_step']:.2f})  mean {r['mean_ms']:+.2f} ms"
                      f"  dropped {r['dropped']}  doubled {r['doubled']}  "
                      f"hanging {r['hanging_notes']}")
-        own = r["own_tick"]
-        lines.append(f"  {'':9} against each note's own tick: p50 {own['p50_ms']:.2f}  "
-                     f"p99 {own['p99_ms']:.2f}  max {own['max_ms']:.2f} ms")
+        for key, label in (("fitted", "the noise-model grid"), ("own_tick", "its own tick")):
+            e = r[key]
+            lines.append(f"  {'':9} against {label}: p50 {e['p50_ms']:.2f}  "
+                         f"p99 {e['p99_ms']:.2f}  max {e['max_ms']:.2f} ms")
     stop = report["engine"]["stop"]
     lines.append(f"  engine CPU {report['engine']['cpu_pct']} % of one core; at Stop "
                  f"{stop['sounding']} notes sounding, all off {stop['all_off_ms']} ms later; "
@@ -343,8 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float,
                         help="the engine sends this much early (default: half a JACK period, "
                         "which centres it)")
-    parser.add_argument("--sync", choices=("line", "tick"), default="line",
-                        help="send on the follower's line, or on each tick's arrival")
+    parser.add_argument("--sync", choices=SYNCS, default="auto",
+                        help="send on the follower's line, on each tick's arrival, or on "
+                        "whichever suits the clock (musegen/engine/dispatch.py)")
     parser.add_argument("--master", choices=("jack_midi_clock", "white"),
                         default="jack_midi_clock",
                         help="white: bridges/midi/white_clock.py, each tick up to --jitter-ms "

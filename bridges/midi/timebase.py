@@ -34,6 +34,12 @@ class Timebase:
     frames: JackFrameClock | None = None
     backend: str | None = None  # the MIDI backend resolved on the way, if it was
 
+    @property
+    def send_now(self) -> Callable[[], float]:
+        """What the dispatcher sends by: `now`, or on JACK frames the cycle once its
+        clients have run (jack_time.SETTLE_FRAMES says why)."""
+        return self.frames.settled_now if self.frames is not None else self.now
+
     @classmethod
     def on_frames(cls, frames: JackFrameClock, backend: str | None = "jack") -> Timebase:
         """JACK's frames: one period sent early, the spin napping between cycle starts."""

@@ -121,6 +121,14 @@ class Clock(ABC):
     def time_at(self, beat: float) -> float:
         """Wall time at which `beat` sounds (for scheduling ahead); inf while stopped."""
 
+    @property
+    def steady_phase(self) -> bool:
+        """Whether the clock's ticks keep to a steady line (jitter around it allowed), so
+        its beats can be placed ahead of them; not when its phase wanders (its tick
+        intervals are perturbed and their errors add up), nor before it can tell. A clock
+        without ticks from outside is steady."""
+        return True
+
     def tick_anchored_time_at(self, beat: float) -> float:
         """`time_at` counted from the arrival of the last clock tick at or before `beat`; inf
         until it arrives. A clock without ticks from outside is its own anchor."""

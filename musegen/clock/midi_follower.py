@@ -119,6 +119,17 @@ class MidiClockFollower(Clock):
         ticks = (beat - self._run_beat0) * CLOCK_PPQN - (index - self._run_k0)
         return t_fit + ticks * period
 
+    @property
+    def walk_share(self) -> float:
+        """The walk's share (0..1) of the tick-interval noise (musegen/clock/wander.py)."""
+        return self._fit.walk.share
+
+    @property
+    def steady_phase(self) -> bool:
+        """The ticks' drift over a beat says they keep to a line (musegen/clock/wander.py);
+        False while too few have come to tell, and for a phase that wanders."""
+        return self._fit.walk.steady
+
     def tick_anchored_time_at(self, beat: float) -> float:
         """When `beat` is due counted from the *arrival* of the tick at or before it, not from
         the fitted line: inf while that tick has not arrived.

@@ -13,6 +13,15 @@ the white variance, var(d) = q + 2 r and the lag-1 covariance is -r (a late tick
 one interval and shortens the next). `WalkShare` keeps running means of both, so q and r,
 and the walk's share of the interval noise, q / (q + 2 r) (0: white, 1: a pure walk).
 
+Whether the phase keeps to a line at all (`WalkShare.steady`) is asked of a longer lag: the
+sum of `WANDER_TICKS` deviations, D, is the phase's drift over a beat. Its variance is L q + 2 r
+for a walk, so it grows with L, and stays near the one-tick variance q + 2 r for any jitter
+that keeps to a line. The lag-1 covariance alone cannot tell: stamping on JACK's 64-frame
+periods is a fixed pattern, not independent noise, and a steady 174 BPM clock read a walk
+share of 0.43 on the bench, where -J 10 read 0.47 to 0.89. D's variance over the one-tick
+variance was 1.5 for that stamping in simulation, at most 1.3 for white jitter of +-2 ms, and
+4.7 to 24 for -J 10 (200 runs of 600 ticks each).
+
 `WalkFilter` is the matching Kalman filter for where the newest tick really is: the previous
 estimate plus a period, pulled towards each reading by the gain q and r give (1 for a pure
 walk: the tick itself; small for white jitter: an average over many ticks).
@@ -31,6 +40,7 @@ on the newest ticks. Measured offline against the bench's grid, on -J 10 tick st
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 
 BEAT_HALF = 24  # ticks either side of a beat that its heard position averages (one beat)
@@ -44,6 +54,14 @@ MIN_WALK_TO_WHITE = 1.0 / 1024.0
 # the best estimate (a least-squares slope weights the ends and does worse), and over 256
 # ticks (2.7 bars) it is good to 0.4 % at -J 10. Restarted on a tempo change.
 INTERVAL_MEMORY = 256
+WANDER_TICKS = 24  # a beat: the lag at which a walk's drift is told from jitter
+# A beat's drift variance over the one-tick variance: above WANDER_ABOVE the phase wanders,
+# below STEADY_BELOW it keeps to a line, in between it stays as it was (the estimate is noisy:
+# beats overlap, so even 256 ticks hold only about ten independent drifts)
+WANDER_ABOVE = 4.0
+STEADY_BELOW = 2.0
+DRIFT_ALPHA = 1.0 / 256.0  # running-mean weight of the drift: beats overlap, so a long memory
+STEADY_AFTER = 4 * WANDER_TICKS  # drifts seen before a clock may be called steady (5 beats in)
 
 
 class WalkShare:
@@ -57,6 +75,14 @@ class WalkShare:
         self._cov = 0.0  # mean of d * previous d
         self._prev = math.nan
         self._samples = 0
+        self._recent: deque[float] = deque(maxlen=WANDER_TICKS)  # deviations from the mean
+        self._drift = 0.0  # their sum: the phase's drift over the last beat
+        self._drift_var = 0.0  # mean of drift^2
+        self._step_var = 0.0  # mean of a deviation^2, over the same ticks
+        self._drift_samples = 0
+        # the ticks keep to a line: their phase drifts over a beat no more than a tick's
+        # jitter allows (False until `STEADY_AFTER` drifts are in, and for a walk)
+        self.steady = False
 
     @property
     def walk_var(self) -> float:
@@ -71,6 +97,8 @@ class WalkShare:
     def forget_last(self) -> None:
         """The next interval does not follow the last one (a gap, a tempo change)."""
         self._prev = math.nan
+        self._recent.clear()
+        self._drift = 0.0
 
     def new_tempo(self) -> None:
         """A tempo change: the mean interval starts again."""
@@ -82,6 +110,7 @@ class WalkShare:
         self.intervals += 1
         self.interval += max(1.0 / INTERVAL_MEMORY, 1.0 / self.intervals) * (
             interval - self.interval)
+        self._add_drift(interval - self.interval)
         deviation = interval - period
         prev, self._prev = self._prev, deviation
         if math.isnan(prev):
@@ -92,6 +121,25 @@ class WalkShare:
         self._cov += alpha * (deviation * prev - self._cov)
         if self._samples >= SHARE_WARMUP and self._var > 0.0:
             self.share = min(1.0, max(0.0, 1.0 + 2.0 * self._cov / self._var))
+
+    def _add_drift(self, deviation: float) -> None:
+        recent = self._recent
+        if len(recent) == WANDER_TICKS:
+            self._drift -= recent[0]
+        recent.append(deviation)
+        self._drift += deviation
+        if len(recent) < WANDER_TICKS:
+            return
+        self._drift_samples += 1
+        alpha = max(DRIFT_ALPHA, 1.0 / self._drift_samples)
+        self._drift_var += alpha * (self._drift * self._drift - self._drift_var)
+        self._step_var += alpha * (deviation * deviation - self._step_var)
+        if self._drift_samples < STEADY_AFTER:
+            return
+        if self._drift_var < STEADY_BELOW * self._step_var:
+            self.steady = True
+        elif self._drift_var > WANDER_ABOVE * self._step_var:
+            self.steady = False
 
 
 class WalkFilter:

@@ -17,7 +17,7 @@ Core only: no MIDI, audio or network imports; bridges implement `Output`.
 from __future__ import annotations
 
 from musegen.engine.cc_map import CCBinding, CCMap
-from musegen.engine.dispatch import Batch, Dispatcher, StopFlag
+from musegen.engine.dispatch import SYNCS, Batch, Dispatcher, StopFlag, Sync
 from musegen.engine.events import NOTE_OFF, NOTE_ON, Output, ScheduledEvent
 from musegen.engine.part import Part, PartControls, RenderedBar, shape_onset
 from musegen.engine.player import Accompaniment, CallAndResponse, PlayerTracker
@@ -29,6 +29,7 @@ from musegen.engine.worker import GenerationWorker
 __all__ = [
     "NOTE_OFF",
     "NOTE_ON",
+    "SYNCS",
     "Accompaniment",
     "Batch",
     "CCBinding",
@@ -49,5 +50,6 @@ __all__ = [
     "SessionRecorder",
     "SessionState",
     "StopFlag",
+    "Sync",
     "shape_onset",
 ]

@@ -31,7 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from musegen.clock import (
     Clock,
@@ -60,6 +60,13 @@ FIRST_TICK_POLL_S = 2e-4
 # wakes the nap at once.
 NAP_FRACTION = 0.25
 TICK_WAIT = 0.5  # ticks: how long past the line's time a tick-anchored event waits for its tick
+# Where an event is due on a MIDI clock: on the follower's fitted line ("line": sent ahead, so
+# it can land centred on the beat), a fixed delay after its own tick arrives ("tick"), or
+# whichever suits the clock ("auto": the line once the clock shows it keeps to one, see
+# `Clock.steady_phase`; the tick while its phase wanders, where no line knows where the next
+# tick will land, and for the first beats, before the line has the ticks to tell)
+Sync = Literal["line", "tick", "auto"]
+SYNCS: tuple[Sync, ...] = ("line", "tick", "auto")
 
 
 class Batch(NamedTuple):
@@ -85,7 +92,7 @@ class Dispatcher:
         spin_sleep_s: float = 0.0,
         max_sleep_s: float = 0.005,
         drop_late_s: float = 0.05,
-        anchor_to_ticks: bool = False,
+        sync: Sync = "line",
     ) -> None:
         self.clock = clock
         self.queue = queue
@@ -98,6 +105,7 @@ class Dispatcher:
         self.drop_late_s = drop_late_s  # a note_on this late is worse than silence
         self.dropped_late = 0
         self.max_late_s = 0.0  # the worst lateness run_forever saw when sending
+        self.tick_synced = 0  # batches run_forever sent due on their ticks' arrival
         self._now = now
         self._sleep = sleep
         self._sounding: dict[int, ScheduledEvent] = {}  # key -> its sounding note_on
@@ -108,9 +116,11 @@ class Dispatcher:
         clock.add_listener(self._listener)
         queue.on_earlier_head = self._wake.set
         # Tick-anchored: an event is due a fraction of a tick after its tick *arrives* (see
-        # `due_time`), so each tick must wake the nap; off by default
-        self.anchor_to_ticks = anchor_to_ticks
-        if anchor_to_ticks:
+        # `due_time`), so each tick must wake the nap
+        if sync not in SYNCS:
+            raise ValueError(f"sync must be one of {', '.join(SYNCS)}, not {sync!r}")
+        self.sync = sync
+        if sync != "line":
             clock.on_tick = self._wake.set
 
     def _listener(self, event: TransportEvent) -> None:
@@ -146,11 +156,16 @@ class Dispatcher:
         hold the notes back.
         """
         predicted = self.clock.time_at(beat)
-        if self.anchor_to_ticks and predicted < math.inf:
+        if predicted < math.inf and self.anchored:
             anchored = self.clock.tick_anchored_time_at(beat)
             waited = predicted + TICK_WAIT * bpm_period(self.clock.tempo_bpm)
             return min(anchored, waited) - self.latency_s
         return predicted - self.latency_s
+
+    @property
+    def anchored(self) -> bool:
+        """Whether events are due on their ticks' arrival now (see `Sync`)."""
+        return self.sync == "tick" or (self.sync == "auto" and not self.clock.steady_phase)
 
     def next_due(self) -> float:
         """When the earliest queued event is due (inf: nothing queued, or stopped)."""
@@ -240,7 +255,7 @@ class Dispatcher:
                 continue
             while now() < due:
                 sleep(spin_sleep)
-                if self.anchor_to_ticks and self._wake.is_set():  # a tick came in: due now?
+                if self.sync != "line" and self._wake.is_set():  # a tick came in: due now?
                     self._wake.clear()  # (anything else that set it is seen next turn)
                     due = min(due, self.next_due())
             self._send(output, self.pending_until(now()))
@@ -265,4 +280,6 @@ class Dispatcher:
             late = self._now() - batch.time
             if late > self.max_late_s:
                 self.max_late_s = late
+            if self.sync != "line" and self.anchored:
+                self.tick_synced += 1
             output.send(batch.events, batch.time)

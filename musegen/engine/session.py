@@ -29,7 +29,7 @@ from musegen.checkpoint import LoadedModel, ModelMeta, load_model
 from musegen.clock import Clock, InternalClock, Listener, MidiClockFollower
 from musegen.controls import ControlError
 from musegen.engine.cc_map import CCMap
-from musegen.engine.dispatch import Dispatcher
+from musegen.engine.dispatch import Dispatcher, Sync
 from musegen.engine.events import Output, ScheduledEvent
 from musegen.engine.part import Part, PartControls, RenderedBar
 from musegen.engine.player import Accompaniment, CallAndResponse, PlayerTracker
@@ -98,15 +98,18 @@ class LiveSession:
         cc_map: CCMap | None = None,
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        anchor_to_ticks: bool = False,
+        send_now: Callable[[], float] | None = None,
+        sync: Sync = "line",
         spin_sleep_s: float = 0.0,
     ) -> None:
         self.clock = clock
         self.queue = EventQueue()
         self.worker = GenerationWorker(parts, clock, self.queue, lookahead_bars=lookahead_bars,
                                        now=now)
-        self.dispatcher = Dispatcher(clock, self.queue, latency_ms=latency_ms, now=now,
-                                     sleep=sleep, anchor_to_ticks=anchor_to_ticks,
+        # `send_now`: the dispatcher's own reading of `now`, if the output needs one
+        self.dispatcher = Dispatcher(clock, self.queue, latency_ms=latency_ms,
+                                     now=send_now or now,
+                                     sleep=sleep, sync=sync,
                                      spin_sleep_s=spin_sleep_s)
         self.parts: dict[str, Part] = {p.name: p for p in parts}
         self.recorder = recorder
