@@ -268,15 +268,15 @@ def test_the_noise_model_grid_is_the_line_for_white_jitter_and_the_ticks_for_a_w
     white = [1.0 + k * 0.02 + rng.uniform(-0.002, 0.002) for k in range(3000)]
     q, r = tick_noise(white)
     assert q < 0.01 * r and r == pytest.approx(0.002 ** 2 / 3, rel=0.15)  # uniform: a^2/3
-    assert max(abs(t - 1.0 - k * 0.02) for k, t in enumerate(fitted_ticks(white))) < 4e-4
+    assert max(abs(t - 1.0 - k * 0.02) for k, t in enumerate(fitted_ticks(white, (q, r)))) < 4e-4
     walk = walk_ticks(3000, seed)
     q, r = tick_noise(walk)
     assert r < 0.1 * q and q == pytest.approx((0.02 * 0.05) ** 2 / 3, rel=0.5)
-    assert max(abs(a - b) for a, b in zip(fitted_ticks(walk), walk, strict=True)) < 1.5e-4
+    assert max(abs(a - b) for a, b in zip(fitted_ticks(walk, (q, r)), walk, strict=True)) < 1.5e-4
     grid = fit_grid(walk)
     assert max(abs(walk[k] - grid.time_of(k / 24)) for k in range(0, 3000, 6)) > 2e-3
     steady = [1.0 + k * 0.02 for k in range(300)]
-    assert fitted_ticks(steady) == pytest.approx(steady, abs=1e-9)  # no noise: the line
+    assert fitted_ticks(steady, tick_noise(steady)) == pytest.approx(steady, abs=1e-9)
     with pytest.raises(ValueError, match="ticks to fit"):
         tick_noise(steady[:100])
 

@@ -52,6 +52,8 @@ class Grid:
     times: tuple[float, ...] = ()  # every tick, for the local fits (empty: the line only)
     local_jitter_ms: float = 0.0  # RMS of the ticks around their local lines
     fitted: tuple[float, ...] = ()  # each tick's time under the clock's noise model
+    # that model's (walk variance per tick, white variance), s^2; None: too few ticks
+    noise: tuple[float, float] | None = None
 
     @property
     def bpm(self) -> float:
@@ -97,7 +99,9 @@ def fit_grid(ticks: Sequence[float]) -> Grid:
         raise ValueError("need at least two clock ticks to fit a grid")
     t0, slope = _line(range(n), ticks)
     rms = math.sqrt(math.fsum((t - t0 - k * slope) ** 2 for k, t in enumerate(ticks)) / n)
-    grid = Grid(t0, slope, n, rms * 1000.0, tuple(ticks), fitted=tuple(fitted_ticks(ticks)))
+    noise = tick_noise(ticks) if n > 2 * NOISE_LAG else None
+    grid = Grid(t0, slope, n, rms * 1000.0, tuple(ticks),
+                fitted=tuple(fitted_ticks(ticks, noise)), noise=noise)
     local = math.sqrt(math.fsum((t - grid.time_of(k / CLOCK_PPQN)) ** 2
                                 for k, t in enumerate(ticks)) / n)
     return replace(grid, local_jitter_ms=local * 1000.0)
@@ -125,16 +129,16 @@ def tick_noise(ticks: Sequence[float]) -> tuple[float, float]:
     return max((var_lag - var) / (NOISE_LAG - 1), 0.0), max(-cov, 0.0)
 
 
-def fitted_ticks(ticks: Sequence[float]) -> list[float]:
+def fitted_ticks(ticks: Sequence[float],
+                 noise: tuple[float, float] | None) -> list[float]:
     """Each tick's true time, smoothed from all the ticks (a Rauch-Tung-Striebel smoother)
-    under a phase that walks by q per tick, read with white jitter r (`tick_noise`), and
-    advances by the mean interval. r = 0: the ticks; q = 0: the line through them."""
+    under a phase that walks by q per tick, read with white jitter r (`noise`, from
+    `tick_noise`; None: too few ticks to know, so the ticks as they are), and advancing by
+    the mean interval. r = 0: the ticks; q = 0: the line through them."""
+    if noise is None or noise[1] == 0.0:
+        return list(ticks)
+    q, r = noise
     n = len(ticks)
-    if n < 2 * NOISE_LAG + 1:
-        return list(ticks)
-    q, r = tick_noise(ticks)
-    if r == 0.0:
-        return list(ticks)
     step = (ticks[-1] - ticks[0]) / (n - 1)
     est, var = [ticks[0]] * n, [r] * n  # filtered: each tick from the ticks up to it
     ahead, ahead_var = [ticks[0]] * n, [r] * n  # predicted from the tick before

@@ -58,7 +58,6 @@ from dataclasses import asdict
 from typing import Any, Literal
 
 from bridges.midi.bench_analysis import (
-    NOISE_LAG,
     Grid,
     Note,
     error_stats,
@@ -70,7 +69,6 @@ from bridges.midi.bench_analysis import (
     own_tick_errors,
     run_ticks,
     stop_release,
-    tick_noise,
     walk_oracle_errors,
 )
 from bridges.midi.bench_engine import BenchEngine
@@ -297,8 +295,7 @@ def _analyse(records: Sequence[Any], rate: int, engine: BenchEngine,
 
 
 def _clock_report(grid: Grid) -> dict[str, Any]:
-    walk, white = (tick_noise(grid.times) if grid.ticks > 2 * NOISE_LAG
-                   else (math.nan, math.nan))
+    walk, white = grid.noise or (math.nan, math.nan)
     return {"ticks": grid.ticks, "bpm_fitted": round(grid.bpm, 4),
             # the noise model the fitted grid uses: RMS walk per tick, RMS white jitter
             "walk_ms_per_tick": round(1000.0 * math.sqrt(walk), 4),

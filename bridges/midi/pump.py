@@ -19,8 +19,9 @@ prompt. A clock tick wants more: in tick-synced dispatch (musegen/engine/dispatc
 goes out as its tick is read, and python-rtmidi's JACK output lands at the next period start,
 so a read more than one period (1.33 ms on the bench) after the tick came costs a whole
 period. Reading every 1 ms missed that for 6 % of the ticks on the JACK bench; every
-`WATCH_S` (0.25 ms), for none of 382 (-J 10, 120 BPM). Reading that often all the time costs
-a core's tenth, but a clock's ticks come at a steady interval: after a tick the pump dozes in
+`WATCH_S` (0.25 ms), for none of 382 (-J 10, 120 BPM). Reading that often all the time would
+be 4000 wakes a second, about a tenth of a core at ~30 us each (see ticker.py), but a clock's
+ticks come at a steady interval: after a tick the pump dozes in
 `DOZE_S` naps until `DOZE_UNTIL` of the last interval has passed, then reads every `WATCH_S`
 until the next tick. A Start, Stop or note that comes during a doze is read at most `DOZE_S`
 late (Stop's all-notes-off stays inside 5 ms). A tick `WATCH_UNTIL` intervals overdue means

@@ -280,6 +280,6 @@ class Dispatcher:
             late = self._now() - batch.time
             if late > self.max_late_s:
                 self.max_late_s = late
-            if self.sync != "line" and self.anchored:
+            if self.anchored:
                 self.tick_synced += 1
             output.send(batch.events, batch.time)
