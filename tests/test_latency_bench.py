@@ -129,6 +129,23 @@ def test_short_run_on_a_real_jack_rig(jack: JackServer) -> None:
     # by default the engine sends one period early on JACK time (the output lands at the
     # start of the period after the send)
     assert report["latency_ms"] == pytest.approx(1000.0 * jack.period / jack.rate, abs=1e-3)
+    # sync auto (the default): on the ticks for the first beats, then on the line, which a
+    # steady clock keeps to
+    assert report["sync"] == "auto" and engine["steady_phase"]
+    assert engine["tick_synced"] > 0
+
+
+def test_auto_sync_follows_each_tick_of_a_wandering_jack_midi_clock(jack: JackServer) -> None:
+    """jack_midi_clock -J 10 makes the phase wander: the follower never calls it steady,
+    so its notes go out as their ticks arrive and land after them, by most of a period on
+    average; on the line they land either side of their ticks (a mean near 0)."""
+    report = run_latency_bench(120.0, seconds=6.0, jitter_pct=10.0, server=jack)
+    engine = report["engine"]
+    assert report["jitter_pct"] == 10.0 and not engine["steady_phase"]
+    assert engine["notes"] >= 10 and engine["dropped"] == 0 and engine["hanging_notes"] == 0
+    assert engine["tick_synced"] >= engine["notes"] // 2  # a batch holds one or two notes
+    own = engine["own_tick"]
+    assert own["notes"] == engine["notes"] and own["mean_ms"] > 0.3, own
 
 
 def test_a_short_run_on_the_white_jitter_master(jack: JackServer) -> None:

@@ -275,6 +275,7 @@ def _analyse(records: Sequence[Any], rate: int, engine: BenchEngine,
             # how much of the clock's jitter the follower took for a wandering phase (0..1),
             # and how many batches went out on their tick's arrival (sync auto or tick)
             "walk_share": round(engine.follower.walk_share, 3),
+            "steady_phase": engine.follower.steady_phase,  # as the run ended
             "tick_synced": dispatcher.tick_synced,
             "cpu_pct": round(cpu.without(BENCH_THREADS), 1),
             "process_cpu_pct": round(cpu.process_pct, 1),  # with the bench's own threads
