@@ -30,6 +30,7 @@ from musegen.engine import (
     Part,
     PartControls,
     ScheduledEvent,
+    Sync,
     shape_onset,
 )
 
@@ -687,6 +688,73 @@ def test_auto_sync_sends_on_the_ticks_of_a_wandering_clock_and_on_the_line_of_a_
     assert auto["steady"].due_time(16.0) != tick["steady"].due_time(16.0)
     with pytest.raises(ValueError, match="sync must be one of"):
         Dispatcher(steady, EventQueue(), sync="beat")  # type: ignore[arg-type]
+
+
+class ParkedTime(FakeTime):
+    """FakeTime whose sleep blocks until `release` is set: the dispatch thread stays asleep
+    while the test feeds ticks from its own thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked = threading.Event()
+        self.release = threading.Event()
+
+    def sleep(self, dt: float) -> None:
+        self.parked.set()
+        self.release.wait(5.0)
+        super().sleep(dt)
+
+
+@dataclass
+class ThreadRecorder(Recorder):
+    """A Recorder that also notes which thread sent each event."""
+
+    threads: list[int] = field(default_factory=list)
+
+    def send(self, events: Sequence[ScheduledEvent], at: float) -> None:
+        self.threads.extend(threading.get_ident() for _ in events)
+        super().send(events, at)
+
+
+@pytest.mark.parametrize("sync", ["tick", "line"])
+def test_an_anchored_dispatcher_sends_a_ticks_notes_from_the_thread_that_feeds_the_tick(
+        sync: Sync) -> None:
+    """Waking the dispatch thread costs a hand-off that on JACK can carry a note into the next
+    period: a note due on its tick's arrival goes out inside the input thread's `feed`, while
+    the dispatch thread sleeps. On the line nothing is sent from there: the line sends ahead,
+    from the dispatch thread."""
+    tick_s = SPB / 24
+    follower = MidiClockFollower(BPM)
+    queue = EventQueue()
+    note = ScheduledEvent(0.25, NOTE_ON, 9, 36, 100, "drums", note_id=1)  # tick 6
+    assert queue.push_bar("drums", 0, [note], 4.0, queue.restart()[0]) == "ok"
+    pt = ParkedTime()
+    dispatcher = Dispatcher(follower, queue, now=pt.now, sleep=pt.sleep, sync=sync)
+    out = ThreadRecorder(pt.now)
+    stop_flag = threading.Event()
+    follower.feed(START, 0.0)
+    thread = threading.Thread(target=dispatcher.run_forever, args=(out, stop_flag))
+    thread.start()
+    try:
+        assert pt.parked.wait(5.0)
+        for k in range(7):
+            pt.t = k * tick_s
+            follower.feed(TICK, pt.t)
+        if sync == "tick":  # sent as tick 6 came in, by the feeding thread
+            assert out.ons() == [note] and out.threads == [threading.get_ident()]
+            assert out.sent[0].t == pytest.approx(6 * tick_s)
+        else:
+            assert out.sent == []
+            pt.release.set()  # the dispatch thread sends it once it wakes
+            deadline = time.monotonic() + 5.0
+            while not out.sent and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert out.ons()[:1] == [note] and out.threads[:1] == [thread.ident]
+    finally:
+        stop_flag.set()
+        pt.release.set()
+        thread.join(5.0)
+    assert not thread.is_alive()
 
 
 def test_a_tick_cuts_an_anchored_dispatchers_nap_short() -> None:

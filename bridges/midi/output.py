@@ -1,6 +1,6 @@
 """The engine's `Output` on MIDI ports: scheduled events become raw 3-byte messages.
 
-`send` runs on the dispatch thread at the moment events are due, so it does no logging and
+`send` runs at the moment events are due (musegen.engine.Output), so it does no logging and
 allocates nothing per event: each port has one preallocated message buffer that is filled
 in place (rtmidi copies it into its own vector at `send_message`, so reuse is safe) and a
 bytearray of sounding-note counts per key, which `all_notes_off` turns into explicit

@@ -102,7 +102,8 @@ class Clock(ABC):
         self._listeners: list[Listener] = []
         self._events: deque[TransportEvent] = deque(maxlen=EVENT_QUEUE_LEN)
         # called after each clock tick from outside is taken in (from the input thread; a
-        # clock with no outside ticks never calls it): a tick-anchored dispatcher wakes here
+        # clock with no outside ticks never calls it): a tick-anchored dispatcher sends the
+        # notes the tick made due from here, and wakes its own thread
         self.on_tick: Callable[[], None] | None = None
 
     @property

@@ -11,8 +11,15 @@ the offs still owed. So the output never gets a note_on without its note_off, an
 left in the queue for a note cut short can never end a newer note.
 
 Transport events reach the dispatcher through a clock listener that only appends to a deque
-(safe from the MIDI input thread); they are handled on the dispatch thread at the top of
-each loop turn, so the output is only ever called from one thread.
+(safe from the MIDI input thread); they are handled before the next send, under the same
+lock, so the output is only ever called by one thread at a time.
+
+Tick-anchored (see `Sync`), a note on a tick is due the moment its tick arrives, and waking
+this thread to send it costs a thread hand-off (0.2 ms typical, a few ms when the scheduler
+is busy), which on JACK sometimes carries the note into the next period. So the input
+thread sends what its tick made due itself (`send_due`, from the clock's `on_tick`) before
+it reads on; this thread sends everything else, and anything the input thread could not
+send yet.
 
 Real time: `run_forever` sleeps until shortly (`spin_s`) before the next moment, in naps of a
 quarter of the time left or `max_sleep_s` (a transport event, or a push before the queue's
@@ -113,6 +120,9 @@ class Dispatcher:
         # set by a transport event: a Start must not wait out the nap in progress (the
         # first step's notes are due on the very tick that starts the song)
         self._wake = threading.Event()
+        # held while selecting and sending a moment: the input thread sends too (`send_due`)
+        self._send_lock = threading.Lock()
+        self._output: Output | None = None  # run_forever's, while it runs
         clock.add_listener(self._listener)
         queue.on_earlier_head = self._wake.set
         # Tick-anchored: an event is due a fraction of a tick after its tick *arrives* (see
@@ -121,7 +131,14 @@ class Dispatcher:
             raise ValueError(f"sync must be one of {', '.join(SYNCS)}, not {sync!r}")
         self.sync = sync
         if sync != "line":
-            clock.on_tick = self._wake.set
+            clock.on_tick = self._on_tick
+
+    def _on_tick(self) -> None:
+        """A tick came in (on the input thread): send what it made due, wake the loop."""
+        output = self._output
+        if output is not None and self.anchored:
+            self.send_due(output)
+        self._wake.set()
 
     def _listener(self, event: TransportEvent) -> None:
         self._inbox.append(event)
@@ -136,7 +153,7 @@ class Dispatcher:
 
     def close(self) -> None:
         self.clock.remove_listener(self._listener)
-        if self.clock.on_tick == self._wake.set:
+        if self.clock.on_tick == self._on_tick:
             self.clock.on_tick = None
         if self.queue.on_earlier_head == self._wake.set:
             self.queue.on_earlier_head = None
@@ -239,12 +256,31 @@ class Dispatcher:
 
     # -- the loop -----------------------------------------------------------------------------
 
+    def send_due(self, output: Output) -> None:
+        """Apply the transport events that arrived, then send every moment due by now."""
+        with self._send_lock:
+            if self._inbox:
+                self._send(output, self.handle_transport())
+            self._send(output, self.pending_until(self._now()))
+
     def run_forever(self, output: Output, stop_flag: StopFlag) -> None:
         """Dispatch to `output` until `stop_flag.is_set()`; sounding notes end on the way out."""
+        self._output = output
+        try:
+            self._run(output, stop_flag)
+        finally:
+            with self._send_lock:
+                self._output = None
+                offs = self.all_notes_off()
+                if offs:
+                    output.send(offs, self._now())
+
+    def _run(self, output: Output, stop_flag: StopFlag) -> None:
         now, sleep, spin_sleep = self._now, self._sleep, self.spin_sleep_s
         while not stop_flag.is_set():
             if self._inbox:
-                self._send(output, self.handle_transport())
+                with self._send_lock:
+                    self._send(output, self.handle_transport())
             due = self.next_due()
             if due == math.inf and self._awaiting_first_tick():
                 self._nap(FIRST_TICK_POLL_S)
@@ -258,10 +294,7 @@ class Dispatcher:
                 if self.sync != "line" and self._wake.is_set():  # a tick came in: due now?
                     self._wake.clear()  # (anything else that set it is seen next turn)
                     due = min(due, self.next_due())
-            self._send(output, self.pending_until(now()))
-        offs = self.all_notes_off()
-        if offs:
-            output.send(offs, now())
+            self.send_due(output)
 
     def _nap_length(self, ahead: float) -> float:
         """How long to nap with the next moment `ahead` seconds away (inf: nothing to play

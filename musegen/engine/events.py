@@ -41,7 +41,8 @@ class ScheduledEvent:
 class Output(Protocol):
     """Where dispatched events go (a MIDI port, a synth, a websocket); bridges implement it.
 
-    `send` is called from the dispatch thread at the moment the events are due: it must
+    `send` is called at the moment the events are due, by one thread at a time: the dispatch
+    thread, or on a tick-anchored MIDI clock the input thread as the tick comes in. It must
     return quickly and never block on the generation side.
     """
 
