@@ -36,7 +36,7 @@ from bridges.midi.backends import alsa_usable, jack_running, open_input, open_ou
 from bridges.midi.bench_analysis import hanging_notes, note_ons, run_ticks
 from bridges.midi.bench_engine import Recorder
 from bridges.midi.jack_tools import DumpRecord, JackServer, control
-from bridges.midi.pump import InputPump
+from bridges.midi.pump import DOZE_S, WATCH_MARGIN_S, WATCH_S, InputPump
 from musegen.checkpoint import load_model
 from musegen.clock import Continue, MidiClockFollower, SongPosition, Start, Stop, TempoChange
 from musegen.clock.midi_follower import TICK
@@ -305,6 +305,47 @@ def test_the_input_pump_dozes_between_clock_ticks_and_reads_each_tick_promptly(
         pump.stop()
         midi.close_port()
         midi.delete()  # `del` leaves the JACK client open until a GC, and the server stalls
+
+
+class ScriptedInput:
+    """rtmidi's `get_message` contract, from a script: (message, seconds since the previous
+    message) or None. Only the pump's pacing is under test here; the real input is above."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[list[int], float]] = []
+
+    def get_message(self) -> tuple[list[int], float] | None:
+        return self.pending.pop(0) if self.pending else None
+
+
+def test_the_pump_watches_from_before_the_shortest_recent_tick_interval() -> None:
+    """Arrivals are stamped per JACK period, so one interval may be a period or more shorter
+    than the one before: the pump must be watching (reading every WATCH_S) from WATCH_MARGIN_S
+    before the shortest interval of the last beat, not doze on through a short one. It dozes
+    before that, and reads every plain interval again once the clock stops."""
+    now = [0.0]
+    midi = ScriptedInput()
+    pump = InputPump(midi, lambda event, data: None, now=lambda: now[0])
+    # intervals alternating 15.0 and 13.0 ms around a 14 ms tick (174 BPM-ish)
+    previous = 0.0
+    for k in range(30):
+        t = previous + (0.015 if k % 2 else 0.013) if k else 0.0
+        midi.pending.append(([TICK], t - previous))
+        now[0] = previous = t
+        assert pump.pump() == 1
+    last = previous  # the latest interval was 15 ms, the shortest 13 ms
+    assert pump.wait_s() == DOZE_S  # just after a tick: doze
+    now[0] = last + 0.013 - WATCH_MARGIN_S - 0.001
+    assert pump.wait_s() == pytest.approx(0.001)  # the doze ends at the watch
+    for since in (0.013 - WATCH_MARGIN_S, 0.013, 0.015, 0.025):
+        now[0] = last + since
+        assert pump.wait_s() == WATCH_S, since  # watching, 2 ms before the shortest
+    now[0] = last + 2.5 * 0.015
+    assert pump.wait_s() == pump.interval_s  # two intervals overdue: the clock stopped
+    midi.pending.append(([TICK], 1.0))  # a tick after a pause starts a new pace
+    now[0] += 1.0
+    assert pump.pump() == 1
+    assert pump.wait_s() == pump.interval_s
 
 
 def test_song_position_from_a_locate(jack: JackServer, jack_tool: JackTool,

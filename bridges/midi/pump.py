@@ -21,11 +21,16 @@ so a read more than one period (1.33 ms on the bench) after the tick came costs 
 period. Reading every 1 ms missed that for 6 % of the ticks on the JACK bench; every
 `WATCH_S` (0.25 ms), for none of 382 (-J 10, 120 BPM). Reading that often all the time would
 be 4000 wakes a second, about a tenth of a core at ~30 us each (see ticker.py), but a clock's
-ticks come at a steady interval: after a tick the pump dozes in
-`DOZE_S` naps until `DOZE_UNTIL` of the last interval has passed, then reads every `WATCH_S`
-until the next tick. A Start, Stop or note that comes during a doze is read at most `DOZE_S`
-late (Stop's all-notes-off stays inside 5 ms). A tick `WATCH_UNTIL` intervals overdue means
-the clock stopped or paused: the pump goes back to reading every `interval_s`.
+ticks come at a steady pace: after a tick the pump dozes in `DOZE_S` naps, then reads every
+`WATCH_S` until the next tick. It watches from `WATCH_MARGIN_S` before the shortest of the
+last `RECENT_TICKS` intervals. Not from a fraction of the last interval: arrivals are
+stamped per JACK period, so on the bench at 174 BPM and -J 10 one interval in 20 was 15 % or
+more shorter than the one before. Such a tick came during the doze, and was read up to 3 ms
+late (51 of the 63 reads over 1 ms late in a 120 s run), where no tick was 1.4 ms shorter
+than the shortest of the 24 before it. A Start, Stop or note that comes during a doze is
+read at most `DOZE_S` late (Stop's all-notes-off stays inside 5 ms). A tick `WATCH_UNTIL`
+intervals overdue means the clock stopped or paused: the pump goes back to reading every
+`interval_s`.
 """
 
 from __future__ import annotations
@@ -45,11 +50,13 @@ ABSOLUTE_TIME = object()
 PUMP_INTERVAL_S = 0.001
 WATCH_S = 0.00025
 DOZE_S = 0.003
-# -J 10 moves a tick by up to 5 % of the interval; only a tempo rise of 15 % within one tick
-# (never musical) would make a tick wait for the end of a doze
-DOZE_UNTIL = 0.85
+RECENT_TICKS = 24  # a beat of intervals: the shortest says how early the next tick may come
+WATCH_MARGIN_S = 0.002
 WATCH_UNTIL = 2.0
 MAX_TICK_INTERVAL_S = 0.1  # 25 BPM: a longer gap is a stopped clock, not its pace
+# Linux may wake a sleep up to 50 us late by default, to batch wake-ups; a tick's read should
+# not wait for that (see ticker.py)
+TIMER_SLACK_NS = 1000
 
 Callback = Callable[[tuple[Sequence[int], float], object], None]
 
@@ -69,7 +76,11 @@ class InputPump:
         self._offset = math.inf  # now() - backend time, the smallest seen
         self._last_tick = -math.inf  # when the latest clock tick came
         self._tick_interval = 0.0  # between the latest two (0: no clock running)
-        self._ticker = Ticker(self.pump, interval_s, "musegen-midi-pump", wait_s=self.wait_s)
+        self._recent = [math.inf] * RECENT_TICKS  # the latest intervals, a ring
+        self._slot = 0
+        self._shortest = math.inf  # of the recent intervals
+        self._ticker = Ticker(self.pump, interval_s, "musegen-midi-pump", wait_s=self.wait_s,
+                              timer_slack_ns=TIMER_SLACK_NS)
 
     def start(self) -> None:
         self._ticker.start()
@@ -98,8 +109,16 @@ class InputPump:
 
     def _note_tick(self, at: float) -> None:
         interval = at - self._last_tick
-        self._tick_interval = interval if interval <= MAX_TICK_INTERVAL_S else 0.0
         self._last_tick = at
+        if interval > MAX_TICK_INTERVAL_S:  # the first tick of a run: no pace yet
+            self._tick_interval = 0.0
+            self._recent[:] = [math.inf] * RECENT_TICKS
+            self._shortest = math.inf
+            return
+        self._tick_interval = interval
+        self._recent[self._slot] = interval
+        self._slot = (self._slot + 1) % RECENT_TICKS
+        self._shortest = min(self._recent)
 
     def wait_s(self) -> float:
         """How long to wait before the next read: a doze while the next tick is far off, a
@@ -108,5 +127,5 @@ class InputPump:
         since = self._now() - self._last_tick
         if interval == 0.0 or since > WATCH_UNTIL * interval:
             return self.interval_s
-        doze_left = DOZE_UNTIL * interval - since
+        doze_left = self._shortest - WATCH_MARGIN_S - since
         return min(DOZE_S, doze_left) if doze_left > WATCH_S else WATCH_S

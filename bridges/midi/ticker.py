@@ -10,17 +10,34 @@ of a core at the input pump's 1000 wakes a second; `stop()` then takes one such 
 
 from __future__ import annotations
 
+import ctypes
+import sys
 import threading
 import time
 from collections.abc import Callable
 
 SHORT_WAIT_S = 0.01
+PR_SET_TIMERSLACK = 29  # linux/prctl.h
+
+
+def set_timer_slack(ns: int) -> bool:
+    """Let Linux wake the calling thread's timed sleeps at most `ns` late on purpose.
+
+    By default it may add up to 50 us to every sleep to batch wake-ups: for a thread that
+    sleeps 0.25 ms between reads, a fifth of the wait. False where there is no such call
+    (not Linux), which only costs that slack."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return int(libc.prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(ns), 0, 0, 0)) == 0
 
 
 class Ticker:
     def __init__(self, work: Callable[[], object], interval_s: float, name: str, *,
-                 wait_s: Callable[[], float] | None = None) -> None:
+                 wait_s: Callable[[], float] | None = None,
+                 timer_slack_ns: int | None = None) -> None:
         self.work = work
+        self.timer_slack_ns = timer_slack_ns  # None: the system's default
         self.interval_s = interval_s
         self.wait_s = wait_s or (lambda: self.interval_s)
         self.name = name
@@ -45,6 +62,8 @@ class Ticker:
             self._thread = None
 
     def _run(self) -> None:
+        if self.timer_slack_ns is not None:
+            set_timer_slack(self.timer_slack_ns)
         while not self._stop.is_set():
             if not self.work():
                 wait = self.wait_s()
