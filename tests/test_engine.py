@@ -727,7 +727,8 @@ def test_an_anchored_dispatcher_sends_a_ticks_notes_from_the_thread_that_feeds_t
     follower = MidiClockFollower(BPM)
     queue = EventQueue()
     note = ScheduledEvent(0.25, NOTE_ON, 9, 36, 100, "drums", note_id=1)  # tick 6
-    assert queue.push_bar("drums", 0, [note], 4.0, queue.restart()[0]) == "ok"
+    later = ScheduledEvent(0.5, NOTE_ON, 9, 38, 100, "drums", note_id=2)  # tick 12
+    assert queue.push_bar("drums", 0, [note, later], 4.0, queue.restart()[0]) == "ok"
     pt = ParkedTime()
     dispatcher = Dispatcher(follower, queue, now=pt.now, sleep=pt.sleep, sync=sync)
     out = ThreadRecorder(pt.now)
@@ -755,6 +756,12 @@ def test_an_anchored_dispatcher_sends_a_ticks_notes_from_the_thread_that_feeds_t
         pt.release.set()
         thread.join(5.0)
     assert not thread.is_alive()
+    sent = len(out.sent)  # the last is the all-notes-off: nothing may follow it
+    for k in range(7, 13):
+        follower.feed(TICK, k * tick_s)
+    assert len(out.sent) == sent
+    if sync == "tick":  # its tick came only after the end
+        assert later not in out.ons()
 
 
 def test_a_tick_cuts_an_anchored_dispatchers_nap_short() -> None:

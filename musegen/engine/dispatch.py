@@ -135,9 +135,8 @@ class Dispatcher:
 
     def _on_tick(self) -> None:
         """A tick came in (on the input thread): send what it made due, wake the loop."""
-        output = self._output
-        if output is not None and self.anchored:
-            self.send_due(output)
+        if self._output is not None and self.anchored:
+            self.send_due()
         self._wake.set()
 
     def _listener(self, event: TransportEvent) -> None:
@@ -256,9 +255,13 @@ class Dispatcher:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def send_due(self, output: Output) -> None:
-        """Apply the transport events that arrived, then send every moment due by now."""
+    def send_due(self) -> None:
+        """Apply the transport events that arrived, then send every moment due by now, to
+        `run_forever`'s output (nothing once it has ended: its all-notes-off was the last)."""
         with self._send_lock:
+            output = self._output
+            if output is None:
+                return
             if self._inbox:
                 self._send(output, self.handle_transport())
             self._send(output, self.pending_until(self._now()))
@@ -294,7 +297,7 @@ class Dispatcher:
                 if self.sync != "line" and self._wake.is_set():  # a tick came in: due now?
                     self._wake.clear()  # (anything else that set it is seen next turn)
                     due = min(due, self.next_due())
-            self.send_due(output)
+            self.send_due()
 
     def _nap_length(self, ahead: float) -> float:
         """How long to nap with the next moment `ahead` seconds away (inf: nothing to play
