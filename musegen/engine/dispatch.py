@@ -262,9 +262,13 @@ class Dispatcher:
             output = self._output
             if output is None:
                 return
-            if self._inbox:
-                self._send(output, self.handle_transport())
+            self._send_transport(output)
             self._send(output, self.pending_until(self._now()))
+
+    def _send_transport(self, output: Output) -> None:
+        """The note_offs the transport events that arrived call for (the send lock held)."""
+        if self._inbox:
+            self._send(output, self.handle_transport())
 
     def run_forever(self, output: Output, stop_flag: StopFlag) -> None:
         """Dispatch to `output` until `stop_flag.is_set()`; sounding notes end on the way out."""
@@ -283,7 +287,7 @@ class Dispatcher:
         while not stop_flag.is_set():
             if self._inbox:
                 with self._send_lock:
-                    self._send(output, self.handle_transport())
+                    self._send_transport(output)
             due = self.next_due()
             if due == math.inf and self._awaiting_first_tick():
                 self._nap(FIRST_TICK_POLL_S)
