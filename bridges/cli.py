@@ -12,6 +12,7 @@ import argparse
 import json
 from collections.abc import Sequence
 
+from bridges.midi.pump import RT_PRIORITY
 from musegen.cli import build_parser, run_parser
 from musegen.cli_models import UserError
 from musegen.engine import SYNCS
@@ -66,6 +67,10 @@ def _add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
                    "ahead of them (line), a fixed delay after each tick arrives (tick), or "
                    "the line on a steady or white-jittered clock and the tick on one whose "
                    "phase wanders (auto, default)")
+    p.add_argument("--rt-priority", type=int, default=RT_PRIORITY, metavar="N",
+                   help="read 'musegen in' on a thread under real-time scheduling (SCHED_FIFO) "
+                   f"at this priority where the system allows it (default {RT_PRIORITY}; 0: "
+                   "normal scheduling). A clock tick read late delays the notes on it")
     p.add_argument("--on-clock-loss", choices=["stop", "hold"], default="hold",
                    help="when the DAW's clock goes silent without a Stop message: keep "
                    "playing at its last tempo (hold, default: a hiccup is not a stop) or stop")
@@ -134,6 +139,10 @@ def _extend_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     group.add_argument("--sync", choices=SYNCS, action="append",
                        help="live: send on the clock follower's fitted line, on each tick's "
                        "arrival, or whichever suits the clock, repeatable (default: auto)")
+    group.add_argument("--rt-priority", type=int, action="append",
+                       help="live: run the engine's MIDI input pump under SCHED_FIFO at this "
+                       "priority (0: normal scheduling), repeatable for an A/B in one run "
+                       f"(default: {RT_PRIORITY}, as musegen live)")
     group.add_argument("--seconds", type=float,
                        help="live: per tempo, jitter and sync (default 120); web: per fan-out "
                        "(default 30)")
@@ -147,7 +156,8 @@ def _run_bench_live(args: argparse.Namespace) -> int:
 
     report = run_matrix(args.bpm or [120.0, 174.0], args.jitter or [0.0, 10.0],
                         args.seconds or 120.0, args.sync or ["auto"],
-                        args.white_jitter_ms or [])
+                        args.white_jitter_ms or [],
+                        args.rt_priority or [RT_PRIORITY])
     print(json.dumps(report, indent=2))
     return 0
 

@@ -63,6 +63,7 @@ def open_midi_front(args: argparse.Namespace, session: LiveSession,
     front = MidiFront(session, ports, output, midi_in, str(backend))
     if ports.input is not None:
         midi_in.add_listener(front.on_message)
-        ports.input.set_callback(timebase.input_callback(midi_in.callback))
+        ports.input.set_callback(timebase.input_callback(midi_in.callback),
+                                 rt_priority=args.rt_priority)
         midi_in.start()
     return front

@@ -28,8 +28,10 @@ from bridges.midi.clock_masters import WhiteMaster
 from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.jack_tools import DumpRecord, JackServer
 from bridges.midi.latency_bench import jitter_pct_for, run_latency_bench
+from bridges.midi.pump import RT_PRIORITY
 from bridges.midi.thread_cpu import CpuWindow
 from tests.jack_rig import JackTool
+from tests.scheduling import allowed_fifo
 
 # runs in `make test`'s JACK pass (see Makefile: the rig is retried once)
 pytestmark = pytest.mark.jack
@@ -117,6 +119,11 @@ def test_short_run_on_a_real_jack_rig(jack: JackServer) -> None:
         assert side["own_tick"]["notes"] == side["notes"]
         assert side["own_tick"]["max_ms"] == pytest.approx(side["max_ms"], abs=0.05)
     assert 0.0 < engine["cpu_pct"] <= engine["process_cpu_pct"] < 400.0
+    # the input pump ran under real-time scheduling where allowed, as musegen live's does,
+    # and timed its reads of the ticks
+    pump = engine["input_pump"]
+    assert report["rt_priority"] == RT_PRIORITY and pump["realtime"] == allowed_fifo()
+    assert pump["max_tick_read_lag_ms"] > 0.0 and pump["late_tick_reads"] < clock["ticks"]
     # which loop costs what: each engine thread used some CPU, and the listed threads
     # cannot add up to more than the whole process
     threads = engine["threads_cpu_pct"]

@@ -29,6 +29,7 @@ from bridges.midi.jack_tools import (
     stop_process,
 )
 from tests.jack_rig import JackTool, connect, lsp, wait_port, wait_until
+from tests.scheduling import allowed_fifo, fifo_threads
 
 # `make test` runs these in its JACK pass; `make test-live-jack` runs only these
 pytestmark = pytest.mark.jack
@@ -140,6 +141,8 @@ def test_follows_the_daw_clock_on_the_16th_grid_and_records_the_take(
     live, dump, transport = play_busy_drums_on_the_daw_clock(jack, jack_tool, live_procs, take,
                                                              sync)
     assert any("timing on JACK's frame clock" in line for line in live.lines), live.lines
+    # 'musegen in' is read by one thread under real-time scheduling, where that is allowed
+    assert fifo_threads(live.proc.pid) == (1 if allowed_fifo() else 0)
     time.sleep(4.6)  # a little over two bars at 120 BPM
     transport.stop()
     time.sleep(0.6)

@@ -348,6 +348,20 @@ def test_the_pump_watches_from_before_the_shortest_recent_tick_interval() -> Non
     assert pump.wait_s() == pump.interval_s
 
 
+def test_the_pump_counts_ticks_it_read_late() -> None:
+    """Each tick's read lag (read time less arrival) is measured: a tick read 2.5 ms after
+    it came counts as late and sets the longest lag; one read at once does not."""
+    now = [0.0]
+    midi = ScriptedInput()
+    pump = InputPump(midi, lambda event, data: None, now=lambda: now[0])
+    for k, read_lag in enumerate((0.0, 0.0, 0.0025, 0.0)):
+        midi.pending.append(([TICK], 0.0 if k == 0 else 0.02))  # ticks 20 ms apart
+        now[0] = 0.02 * k + read_lag
+        assert pump.pump() == 1
+    assert pump.late_tick_reads == 1
+    assert pump.max_tick_read_lag == pytest.approx(0.0025)
+
+
 def test_song_position_from_a_locate(jack: JackServer, jack_tool: JackTool,
                                      ports: PortSet) -> None:
     """With jack_transport as timebase master, jack_midi_clock sends song position pointers."""

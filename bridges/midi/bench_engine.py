@@ -62,8 +62,9 @@ class BenchEngine:
     def build(cls, bpm: float, parts: Sequence[tuple[str, str, PartControls]],
               clock_in_callback: bool = True, latency_ms: float = 0.0,
               frames: JackFrameClock | None = None, *,
-              sync: Sync = "line") -> BenchEngine:
-        """On `frames` (JACK time) when given, else on CLOCK_MONOTONIC."""
+              sync: Sync = "line", rt_priority: int = 0) -> BenchEngine:
+        """On `frames` (JACK time) when given, else on CLOCK_MONOTONIC; the input pump
+        under SCHED_FIFO at `rt_priority` when > 0 and allowed."""
         made = [Part(name, load_model(model), controls, seed=i)
                 for i, (name, model, controls) in enumerate(parts)]
         ports = open_ports("jack")
@@ -75,7 +76,8 @@ class BenchEngine:
                     else session_time.Timebase.on_frames(frames))
         now = timebase.now
         midi_in = MidiInput(follower, now=now, clock_in_callback=clock_in_callback)
-        ports.input.set_callback(timebase.input_callback(midi_in.callback))
+        ports.input.set_callback(timebase.input_callback(midi_in.callback),
+                                 rt_priority=rt_priority)
         if not clock_in_callback:
             midi_in.start()  # the consumer thread feeds the follower instead
         queue = EventQueue()

@@ -84,6 +84,7 @@ from bridges.midi.jack_tools import (
     wait_port,
 )
 from bridges.midi.ports import IN_NAME, OUT_NAME
+from bridges.midi.pump import RT_PRIORITY
 from bridges.midi.reference_client import REF_CHANNEL, REF_PITCH, TICKS_PER_STEP
 from bridges.midi.thread_cpu import CpuUse, CpuWindow
 from musegen.engine import SYNCS, PartControls, Sync
@@ -134,6 +135,7 @@ def run_latency_bench(
     timebase: Timebase = "jack",
     sync: Sync = "auto",
     master: MasterKind = "jack_midi_clock",
+    rt_priority: int = RT_PRIORITY,
 ) -> dict[str, Any]:
     """One run on a private jackd (or on `server`, already running and used in this
     process); returns the report (see the module docstring).
@@ -147,6 +149,9 @@ def run_latency_bench(
     start of the next period).
     `sync`: "line" sends on the follower's fitted line, "tick" on each tick's arrival, "auto"
     on whichever suits the clock (the dispatcher's `sync`).
+    `rt_priority`: > 0 runs the engine's MIDI input pump under SCHED_FIFO at that priority,
+    as `musegen live` does by default (where allowed; the report's `input_pump` says whether
+    it was); 0 under normal scheduling.
     `master`: "jack_midi_clock" (-J from `jitter_pct` or `jitter_ms`: a wandering phase) or
     "white" (bridges/midi/white_clock.py: each tick up to `jitter_ms` off a steady line)."""
     missing = missing_tools()
@@ -167,7 +172,8 @@ def run_latency_bench(
     try:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         report = _run(server, bpm, _master_maker(master, server, bpm, jitter_ms, pct),
-                      seconds, parts, clock_in_callback, latency_ms, timebase, sync)
+                      seconds, parts, clock_in_callback, latency_ms, timebase, sync,
+                      rt_priority)
     finally:
         sys.setswitchinterval(switch)
         if own:
@@ -179,7 +185,7 @@ def run_latency_bench(
                   rate=rate, period_frames=period,
                   period_ms=round(1000.0 * period / rate, 3),
                   clock_in_callback=clock_in_callback, latency_ms=latency_ms,
-                  timebase=timebase, sync=sync)
+                  timebase=timebase, sync=sync, rt_priority=rt_priority)
     return report
 
 
@@ -194,22 +200,23 @@ def _master_maker(master: MasterKind, server: JackServer, bpm: float, jitter_ms:
 def _run(server: JackServer, bpm: float, master: Callable[[], ClockMaster], seconds: float,
          parts: Sequence[tuple[str, str, PartControls]],
          clock_in_callback: bool, latency_ms: float = 0.0,
-         timebase: Timebase = "jack", sync: Sync = "auto") -> dict[str, Any]:
+         timebase: Timebase = "jack", sync: Sync = "auto",
+         rt_priority: int = 0) -> dict[str, Any]:
     if timebase == "system":
         return _run_on(server, bpm, master, seconds, parts, clock_in_callback, latency_ms,
-                       sync=sync)
+                       sync=sync, rt_priority=rt_priority)
     with JackFrameClock(server.name) as frames:
         return _run_on(server, bpm, master, seconds, parts, clock_in_callback, latency_ms,
-                       frames, sync)
+                       frames, sync, rt_priority)
 
 
 def _run_on(server: JackServer, bpm: float, master: Callable[[], ClockMaster],
             seconds: float, parts: Sequence[tuple[str, str, PartControls]],
             clock_in_callback: bool, latency_ms: float, frames: JackFrameClock | None = None,
-            sync: Sync = "auto") -> dict[str, Any]:
+            sync: Sync = "auto", rt_priority: int = 0) -> dict[str, Any]:
     env = server.env
     engine = BenchEngine.build(bpm, parts, clock_in_callback, latency_ms, frames,
-                               sync=sync)
+                               sync=sync, rt_priority=rt_priority)
     clock = master()
     reference = subprocess.Popen([sys.executable, "-m", "bridges.midi.reference_client",
                                   "--client", "musegen-ref"], env=env, stdin=subprocess.PIPE,
@@ -282,6 +289,7 @@ def _analyse(records: Sequence[Any], rate: int, engine: BenchEngine,
             # per Python thread; the rest of process_cpu_pct is rtmidi's JACK threads
             "threads_cpu_pct": {k: round(v, 2) for k, v in cpu.threads.items()},
             "input": {k: v for k, v in engine.midi_in.counters.items() if v},
+            "input_pump": _pump_report(engine),
         },
         "reference": {
             **error_stats(ref.errors_s),
@@ -293,6 +301,16 @@ def _analyse(records: Sequence[Any], rate: int, engine: BenchEngine,
             "hanging_notes": hanging_notes(records, [REF_CHANNEL]),
         },
     }
+
+
+def _pump_report(engine: BenchEngine) -> dict[str, Any]:
+    """How promptly the input pump read the clock ticks (a tick-synced note goes out as its
+    tick is read)."""
+    pump = engine.ports.input.pump if engine.ports.input is not None else None
+    if pump is None:
+        return {}
+    return {"realtime": pump.realtime, "late_tick_reads": pump.late_tick_reads,
+            "max_tick_read_lag_ms": round(pump.max_tick_read_lag * 1000.0, 3)}
 
 
 def _clock_report(grid: Grid) -> dict[str, Any]:
@@ -309,13 +327,17 @@ def _clock_report(grid: Grid) -> dict[str, Any]:
 
 def run_matrix(bpms: Sequence[float], jitters_pct: Sequence[float],
                seconds: float, syncs: Sequence[Sync] = ("auto",),
-               white_jitters_ms: Sequence[float] = ()) -> dict[str, Any]:
-    """One run per (bpm, -J percentage, sync) on jack_midi_clock, then one per (bpm, white
-    jitter, sync) on the white-jitter master; what `musegen bench live` reports."""
-    runs = [run_latency_bench(bpm, seconds=seconds, jitter_pct=pct, sync=sync)
-            for bpm in bpms for pct in jitters_pct for sync in syncs]
-    runs += [run_latency_bench(bpm, jitter_ms, seconds, sync=sync, master="white")
-             for bpm in bpms for jitter_ms in white_jitters_ms for sync in syncs]
+               white_jitters_ms: Sequence[float] = (),
+               rt_priorities: Sequence[int] = (RT_PRIORITY,)) -> dict[str, Any]:
+    """One run per (bpm, -J percentage, sync, input pump priority) on jack_midi_clock, then
+    one per (bpm, white jitter, sync, priority) on the white-jitter master; what `musegen
+    bench live` reports. The priorities vary fastest, so an A/B pair runs back to back."""
+    runs = [run_latency_bench(bpm, seconds=seconds, jitter_pct=pct, sync=sync, rt_priority=rt)
+            for bpm in bpms for pct in jitters_pct for sync in syncs for rt in rt_priorities]
+    runs += [run_latency_bench(bpm, jitter_ms, seconds, sync=sync, master="white",
+                               rt_priority=rt)
+             for bpm in bpms for jitter_ms in white_jitters_ms for sync in syncs
+             for rt in rt_priorities]
     return {"runs": runs}
 
 
@@ -340,6 +362,11 @@ def _summary(report: dict[str, Any]) -> str:
     lines.append(f"  engine CPU {report['engine']['cpu_pct']} % of one core; at Stop "
                  f"{stop['sounding']} notes sounding, all off {stop['all_off_ms']} ms later; "
                  f"the follower saw {report['engine']['tempo_changes']} tempo changes")
+    pump = report["engine"]["input_pump"]
+    if pump:
+        lines.append(f"  input pump {'real-time' if pump['realtime'] else 'normal'}: "
+                     f"{pump['late_tick_reads']} ticks read over 1 ms late, the latest "
+                     f"{pump['max_tick_read_lag_ms']} ms")
     return "\n".join(lines)
 
 
@@ -363,6 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         default="jack_midi_clock",
                         help="white: bridges/midi/white_clock.py, each tick up to --jitter-ms "
                         "off a steady line")
+    parser.add_argument("--rt-priority", type=int, default=RT_PRIORITY,
+                        help="the input pump's SCHED_FIFO priority (0: normal scheduling)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -372,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                jitter_pct=args.jitter_pct,
                                clock_in_callback=not args.clock_via_queue,
                                latency_ms=args.latency_ms, sync=args.sync,
-                               master=args.master)
+                               master=args.master, rt_priority=args.rt_priority)
     print(json.dumps(report, indent=2) if args.json else _summary(report))
     return 0
 

@@ -65,6 +65,7 @@ class MidiPort:
         self._connected = False
         self._callback: InputCallback | None = None
         self._pump: InputPump | None = None
+        self._rt_priority = 0
 
     @classmethod
     def open(cls, backend: str, direction: Direction, name: str, *, target: str | None = None,
@@ -93,17 +94,24 @@ class MidiPort:
         """The ports this one could connect to (the other side's ports)."""
         return list(self._midi.get_ports())
 
-    def set_callback(self, callback: InputCallback) -> None:
+    def set_callback(self, callback: InputCallback, *, rt_priority: int = 0) -> None:
         """Input only: receive every message in `callback` (kept across reopens), with the
         timing messages (clock, start, stop) let through and sysex and active sensing not.
 
         `callback((message, t), ABSOLUTE_TIME)` runs on a pump thread (see pump.py: never
-        in the MIDI system's own thread), `t` being the arrival time on time.monotonic."""
+        in the MIDI system's own thread), `t` being the arrival time on time.monotonic;
+        under SCHED_FIFO at `rt_priority` where the system allows it (0: normal)."""
         if self.direction != "input":
             raise ValueError("only an input port has a callback")
         self._callback = callback
+        self._rt_priority = rt_priority
         with self._lock:
             self._apply_callback()
+
+    @property
+    def pump(self) -> InputPump | None:
+        """Input only, once a callback is set: the thread that reads the port."""
+        return self._pump
 
     def send_message(self, message: Sequence[int]) -> None:
         """Output only: send one raw message (a no-op while disconnected)."""
@@ -171,7 +179,8 @@ class MidiPort:
         self._midi.ignore_types(sysex=True, timing=False, active_sense=True)
         if self._pump is not None:
             self._pump.stop()
-        self._pump = InputPump(self._midi, self._callback, lock=self._lock)
+        self._pump = InputPump(self._midi, self._callback, lock=self._lock,
+                               rt_priority=self._rt_priority)
         self._pump.start()
 
 
