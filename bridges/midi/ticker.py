@@ -49,8 +49,8 @@ def set_realtime(priority: int) -> bool:
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (OSError, ValueError) as exc:
-        logger.info("real-time priority %d refused (%s): the MIDI input keeps normal "
-                    "scheduling", priority, exc)
+        logger.info("real-time priority %d refused (%s): thread %r keeps normal scheduling",
+                    priority, exc, threading.current_thread().name)
         return False
     return True
 
