@@ -18,6 +18,7 @@ from bridges.midi.input import MidiInput
 from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.output import MidiPortOutput
 from bridges.midi.ports import PortSet, open_ports
+from bridges.midi.pump import RT_PRIORITY
 from musegen.checkpoint import load_model
 from musegen.clock import ClockLost, MidiClockFollower, TransportEvent
 from musegen.engine import (
@@ -62,7 +63,7 @@ class BenchEngine:
     def build(cls, bpm: float, parts: Sequence[tuple[str, str, PartControls]],
               clock_in_callback: bool = True, latency_ms: float = 0.0,
               frames: JackFrameClock | None = None, *,
-              sync: Sync = "line", rt_priority: int = 0) -> BenchEngine:
+              sync: Sync = "line", rt_priority: int = RT_PRIORITY) -> BenchEngine:
         """On `frames` (JACK time) when given, else on CLOCK_MONOTONIC; the input pump
         under SCHED_FIFO at `rt_priority` when > 0 and allowed."""
         made = [Part(name, load_model(model), controls, seed=i)

@@ -201,7 +201,7 @@ def _run(server: JackServer, bpm: float, master: Callable[[], ClockMaster], seco
          parts: Sequence[tuple[str, str, PartControls]],
          clock_in_callback: bool, latency_ms: float = 0.0,
          timebase: Timebase = "jack", sync: Sync = "auto",
-         rt_priority: int = 0) -> dict[str, Any]:
+         rt_priority: int = RT_PRIORITY) -> dict[str, Any]:
     if timebase == "system":
         return _run_on(server, bpm, master, seconds, parts, clock_in_callback, latency_ms,
                        sync=sync, rt_priority=rt_priority)
@@ -213,7 +213,7 @@ def _run(server: JackServer, bpm: float, master: Callable[[], ClockMaster], seco
 def _run_on(server: JackServer, bpm: float, master: Callable[[], ClockMaster],
             seconds: float, parts: Sequence[tuple[str, str, PartControls]],
             clock_in_callback: bool, latency_ms: float, frames: JackFrameClock | None = None,
-            sync: Sync = "auto", rt_priority: int = 0) -> dict[str, Any]:
+            sync: Sync = "auto", rt_priority: int = RT_PRIORITY) -> dict[str, Any]:
     env = server.env
     engine = BenchEngine.build(bpm, parts, clock_in_callback, latency_ms, frames,
                                sync=sync, rt_priority=rt_priority)

@@ -38,9 +38,9 @@ cores with the engine) a normal thread read 5 to 15 ticks per 120 s run over 1 m
 latest 1.4 to 3.7 ms (-J 10, six runs). So `musegen live` runs the pump under SCHED_FIFO
 (`rt_priority`, a low priority) where the system allows it: it then wakes before every
 normal thread. In six runs alternating with those: 0 or 1 such ticks, the latest 0.5 to
-1.6 ms. It sleeps between reads and each read is short,
-so it cannot starve the machine. Each tick's read lag is counted (`late_tick_reads`,
-`max_tick_read_lag`) for the bench to report.
+1.6 ms. It sleeps between reads and each read is short, so it cannot starve the machine.
+Each tick's read lag is counted (`late_tick_reads`, `max_tick_read_lag`) for the bench to
+report.
 """
 
 from __future__ import annotations
