@@ -40,8 +40,8 @@ system-deps:
 	else echo "apt-get not found: install $(DEBIAN_TEST_PACKAGES) by hand"; fi
 
 lint: install-test
-	$(BIN)/ruff check musegen bridges tests
-	$(BIN)/mypy musegen bridges
+	$(BIN)/ruff check musegen bridges bench tests setup.py
+	$(BIN)/mypy musegen bridges bench
 	$(BIN)/lint-imports
 
 ## test: install test needs (Debian packages too) and run lint, types, contracts and tests

@@ -1,20 +1,22 @@
 """The `musegen` script: the core commands plus those that need the outside world.
 
 `musegen live` (and `musegen run`, the same on the embedded default) plays through MIDI
-ports and the web page; `musegen ports` lists MIDI ports; `musegen bench live` times the
-engine against a MIDI clock on a JACK server; `musegen bench web` times its delivery to
-websocket clients.
+ports and the web page; `musegen ports` lists MIDI ports. From a source checkout,
+`musegen bench` (the top-level `bench` package, not shipped) adds the benchmarks.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bridges.midi.pump import RT_PRIORITY
 from musegen.cli import build_parser, run_parser
-from musegen.cli_models import UserError
+from musegen.cli.errors import UserError
 from musegen.engine import SYNCS
 
 BACKENDS = ("auto", "alsa", "jack", "coremidi", "none")
@@ -25,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     _add_live(commands)
     _add_ports(commands)
-    _extend_bench(commands)
+    _add_bench_from_checkout(commands)
     return run_parser(parser, argv)
 
 
@@ -124,49 +126,15 @@ def _run_ports(args: argparse.Namespace) -> int:
     return 0
 
 
-def _extend_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bench = commands.choices["bench"]
-    group = bench.add_argument_group("bench live (a JACK rig: jackd, jack_midi_clock, "
-                                     "jack_midi_dump)")
-    group.add_argument("--bpm", type=float, action="append",
-                       help="clock tempo, repeatable (default: 120 and 174)")
-    group.add_argument("--jitter", type=float, action="append",
-                       help="jack_midi_clock -J jitter, repeatable (default: 0 and 10)")
-    group.add_argument("--white-jitter-ms", type=float, action="append",
-                       help="live: also run on a clock whose ticks are each up to this many "
-                       "ms off a steady line (white jitter, as through USB MIDI), repeatable "
-                       "(default: none)")
-    group.add_argument("--sync", choices=SYNCS, action="append",
-                       help="live: send on the clock follower's fitted line, on each tick's "
-                       "arrival, or whichever suits the clock, repeatable (default: auto)")
-    group.add_argument("--rt-priority", type=int, action="append",
-                       help="live: run the engine's MIDI input pump under SCHED_FIFO at this "
-                       "priority (0: normal scheduling), repeatable for an A/B in one run "
-                       f"(default: {RT_PRIORITY}, as musegen live)")
-    group.add_argument("--seconds", type=float,
-                       help="live: per tempo, jitter and sync (default 120); web: per fan-out "
-                       "(default 30)")
-    web = bench.add_argument_group("bench web (the engine playing to websocket clients here)")
-    web.add_argument("--clients", type=int, default=50, help="websocket clients")
-    bench.set_defaults(bridge_benches={"live": _run_bench_live, "web": _run_bench_web})
+def _add_bench_from_checkout(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `musegen bench` when this program runs from a source checkout.
 
-
-def _run_bench_live(args: argparse.Namespace) -> int:
-    from bridges.midi.latency_bench import run_matrix
-
-    report = run_matrix(args.bpm or [120.0, 174.0], args.jitter or [0.0, 10.0],
-                        args.seconds or 120.0, args.sync or ["auto"],
-                        args.white_jitter_ms or [],
-                        args.rt_priority or [RT_PRIORITY])
-    print(json.dumps(report, indent=2))
-    return 0
-
-
-def _run_bench_web(args: argparse.Namespace) -> int:
-    """Queued (baseline) and direct fan-out to `--clients`, alternating in one run."""
-    from bridges.web.fanout_bench import compare_fanouts
-
-    report = compare_fanouts(args.clients, args.seconds or 30.0,
-                             tempo=(args.bpm or [120.0])[0])
-    print(json.dumps(report, indent=2))
-    return 0
+    The benchmarks and their JACK rig are not part of the product: the wheel does not carry
+    them, and nothing here imports them by name. A checkout has `bench/` beside `bridges/`.
+    """
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "bench" / "cli.py").is_file() or not (root / "pyproject.toml").is_file():
+        return
+    if str(root) not in sys.path:
+        sys.path.append(str(root))
+    importlib.import_module("bench.cli").add_bench(commands)

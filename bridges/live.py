@@ -23,7 +23,6 @@ from typing import Any
 
 from bridges.midi.timebase import Timebase, timebase_for
 from musegen.clock import Clock, InternalClock, MidiClockFollower
-from musegen.controls import ControlError
 from musegen.engine import (
     CCMap,
     EngineError,
@@ -33,6 +32,7 @@ from musegen.engine import (
     SessionRecorder,
 )
 from musegen.engine.session import fitted_controls, load_live_model
+from musegen.music.controls import ControlError
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from musegen.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_meta
 from musegen.generation.sampling import DEFAULT_STEERING
-from musegen.tokenizer import TOKENIZER_FILE
+from musegen.music.tokenizer import TOKENIZER_FILE
 
 DATA_CREDITS = {
     "groove-midi": "Groove MIDI Dataset v1.0.0, Magenta (Gillick et al. 2019, \"Learning to "

@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from musegen.controls import DensityControl, GenreControl
-from musegen.genres import Part
 from musegen.models import Generator, build_generator, config_to_dict
+from musegen.music.controls import DensityControl, GenreControl
+from musegen.music.genres import Part
+from musegen.music.tokenizer import Codec, load_tokenizer_config, save_tokenizer_config
 from musegen.paths import models_dir
-from musegen.tokenizer import Codec, load_tokenizer_config, save_tokenizer_config
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

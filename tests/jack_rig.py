@@ -34,7 +34,7 @@ from typing import Protocol
 
 import pytest
 
-from bridges.midi.jack_tools import (
+from bench.rig.jack_tools import (
     JackMidiClock,
     JackServer,
     JackTransport,

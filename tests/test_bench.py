@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from musegen.bench import timed_together
+from bench.steps import timed_together
+from bridges.cli import main
 from musegen.checkpoint import ModelMeta, save_model
-from musegen.cli import main
-from musegen.controls import DensityControl, GenreControl
 from musegen.models import build_generator, preset
-from musegen.tokenizer import DrumCodec
+from musegen.music.controls import DensityControl, GenreControl
+from musegen.music.tokenizer import DrumCodec
 
 
 @pytest.fixture(scope="module")

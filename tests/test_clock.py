@@ -23,7 +23,7 @@ from musegen.clock import (
     TempoChange,
     TransportEvent,
 )
-from musegen.timing import PPQN
+from musegen.music.timing import PPQN
 
 TICK, START, CONTINUE, STOP, SPP = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 T0 = 1000.0  # a monotonic clock is never near zero; keep the arithmetic honest

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from musegen.controls import ControlError, DensityControl, GenreControl
-from musegen.midi_io import load_score
-from musegen.score import MeterChange, Note, Score
-from musegen.timing import TimeSignature
+from musegen.music.controls import ControlError, DensityControl, GenreControl
+from musegen.music.midi_io import load_score
+from musegen.music.score import MeterChange, Note, Score
+from musegen.music.timing import TimeSignature
 from tests.conftest import FUNK_80
 
 

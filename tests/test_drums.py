@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from musegen.drum_map import CLASS_TO_GM_PITCH, NUM_DRUM_CLASSES, drum_class
-from musegen.drum_tokens import BAR, BOS, EOS, PAD, DrumTokenizer, DrumTokenizerConfig
-from musegen.drums import (
+from musegen.music.drum_map import CLASS_TO_GM_PITCH, NUM_DRUM_CLASSES, drum_class
+from musegen.music.drum_tokens import BAR, BOS, EOS, PAD, DrumTokenizer, DrumTokenizerConfig
+from musegen.music.drums import (
     DrumPattern,
     decode_drums,
     dequantize_offset,
@@ -25,9 +25,9 @@ from musegen.drums import (
     quantize_offset,
     quantize_velocity,
 )
-from musegen.midi_io import load_score, save_score
-from musegen.score import DRUM_CHANNEL, MeterChange, Note, Score
-from musegen.timing import PPQN, TimeSignature
+from musegen.music.midi_io import load_score, save_score
+from musegen.music.score import DRUM_CHANNEL, MeterChange, Note, Score
+from musegen.music.timing import PPQN, TimeSignature
 
 GMD = Path("/work/shared/data/groove-midi")
 FILES = {  # five genres, beats and a fill, 6/8 and 4/4

@@ -19,7 +19,6 @@ import pytest
 from musegen.checkpoint import LoadedModel, load_model
 from musegen.clock import InternalClock, MidiClockFollower
 from musegen.clock.midi_follower import START, TICK
-from musegen.controls import ControlError
 from musegen.engine import (
     NOTE_OFF,
     NOTE_ON,
@@ -33,6 +32,7 @@ from musegen.engine import (
     Sync,
     shape_onset,
 )
+from musegen.music.controls import ControlError
 
 BPM = 120.0
 SPB = 60.0 / BPM  # seconds per beat

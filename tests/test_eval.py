@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from musegen.checkpoint import load_model
-from musegen.cli_eval import add_eval
-from musegen.cli_models import UserError
+from musegen.cli.errors import UserError
+from musegen.cli.eval import add_eval
 from musegen.evaluation.metrics import BarIndex, median_relative_error, rankdata, spearman
 from musegen.evaluation.suite import choose_genres
 

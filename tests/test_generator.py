@@ -8,11 +8,11 @@ import numpy as np
 import torch
 
 from musegen.checkpoint import LoadedModel, ModelMeta, load_model
-from musegen.controls import DensityControl, GenreControl
 from musegen.generation.generator import BarGenerator, Controls
 from musegen.generation.sampling import SamplingConfig
 from musegen.models import build_generator, preset
-from musegen.tokenizer import DrumCodec
+from musegen.music.controls import DensityControl, GenreControl
+from musegen.music.tokenizer import DrumCodec
 
 
 def test_generation_runs_past_the_transformer_context_without_breaking_the_layout() -> None:

@@ -7,12 +7,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from musegen.drum_tokens import BAR, DrumTokenizer
-from musegen.drums import encode_drums
 from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
 from musegen.generation.sampling import SamplingConfig, sample_token
-from musegen.midi_io import load_score
-from musegen.performance import PerformanceTokenizer
+from musegen.music.drum_tokens import BAR, DrumTokenizer
+from musegen.music.drums import encode_drums
+from musegen.music.midi_io import load_score
+from musegen.music.performance import PerformanceTokenizer
 from tests.conftest import DATA, GROOVE
 
 DRUM_FILES = [

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bridges.midi.bench_analysis import (
+from bench.live.bench_analysis import (
     Note,
     error_stats,
     fit_grid,
@@ -24,12 +24,12 @@ from bridges.midi.bench_analysis import (
     tick_noise,
     walk_oracle_errors,
 )
-from bridges.midi.clock_masters import WhiteMaster
+from bench.live.clock_masters import WhiteMaster
+from bench.live.latency_bench import jitter_pct_for, run_latency_bench
+from bench.live.thread_cpu import CpuWindow
+from bench.rig.jack_tools import DumpRecord, JackServer
 from bridges.midi.jack_time import JackFrameClock
-from bridges.midi.jack_tools import DumpRecord, JackServer
-from bridges.midi.latency_bench import jitter_pct_for, run_latency_bench
 from bridges.midi.pump import RT_PRIORITY
-from bridges.midi.thread_cpu import CpuWindow
 from tests.jack_rig import JackTool
 from tests.scheduling import allowed_fifo
 

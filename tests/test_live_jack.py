@@ -21,7 +21,7 @@ import mido
 import numpy as np
 import pytest
 
-from bridges.midi.jack_tools import (
+from bench.rig.jack_tools import (
     DumpRecord,
     JackServer,
     JackTransport,

@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from bench.live.bench_analysis import hanging_notes, note_ons, run_ticks
+from bench.live.bench_engine import Recorder
+from bench.rig.jack_tools import DumpRecord, JackServer, control
 from bridges.midi import (
     IN_NAME,
     MELODY_NAME,
@@ -33,9 +36,6 @@ from bridges.midi import (
     resolve,
 )
 from bridges.midi.backends import alsa_usable, jack_running, open_input, open_output
-from bridges.midi.bench_analysis import hanging_notes, note_ons, run_ticks
-from bridges.midi.bench_engine import Recorder
-from bridges.midi.jack_tools import DumpRecord, JackServer, control
 from bridges.midi.pump import DOZE_S, WATCH_MARGIN_S, WATCH_S, InputPump
 from musegen.checkpoint import load_model
 from musegen.clock import Continue, MidiClockFollower, SongPosition, Start, Stop, TempoChange

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from musegen.midi_io import load_score, save_score
-from musegen.performance import (
+from musegen.music.midi_io import load_score, save_score
+from musegen.music.performance import (
     BAR,
     BOS,
     EOS,
@@ -21,8 +21,8 @@ from musegen.performance import (
     PerformanceTokenizer,
     TokenKind,
 )
-from musegen.score import DRUM_CHANNEL, MeterChange, Note, Score
-from musegen.timing import PPQN, TimeSignature
+from musegen.music.score import DRUM_CHANNEL, MeterChange, Note, Score
+from musegen.music.timing import PPQN, TimeSignature
 
 DATA = Path("/work/shared/data")
 REAL_FILES = {

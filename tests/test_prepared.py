@@ -7,7 +7,7 @@ import pytest
 
 from musegen.data import loading
 from musegen.data.prepared import PreparedDataset, prepare
-from musegen.tokenizer import codec_from_config
+from musegen.music.tokenizer import codec_from_config
 
 
 def test_groove_is_parsed_into_labelled_bars(groove_prepared) -> None:
@@ -50,7 +50,7 @@ def test_second_run_reads_the_cache_and_parses_nothing(
 
 
 def _one_bar_score():  # type: ignore[no-untyped-def]
-    from musegen.score import Note, Score
+    from musegen.music.score import Note, Score
 
     return Score([Note(0, 60, 36, 100, 9)])
 

@@ -28,7 +28,7 @@ from musegen.data import (
     read_pieces,
 )
 from musegen.data.splits import hash_bucket
-from musegen.midi_io import MidiFileError
+from musegen.music.midi_io import MidiFileError
 
 # (folder, index, rows present, validation pieces, unified genres that must appear)
 DATASETS = [

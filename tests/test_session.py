@@ -22,7 +22,6 @@ import pytest
 from bridges.web.snapshot import state_message
 from musegen.clock import ClockLost, InternalClock, MidiClockFollower
 from musegen.clock.midi_follower import START, TICK
-from musegen.controls import ControlError
 from musegen.engine import (
     NOTE_ON,
     CCMap,
@@ -30,6 +29,7 @@ from musegen.engine import (
     LiveSession,
     SessionRecorder,
 )
+from musegen.music.controls import ControlError
 from tests.test_engine import BPM, FakeTime, Recorder, sounding_after
 
 KICK, SNARE = 36, 38

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from musegen.checkpoint import load_model
-from musegen.drum_tokens import BAR, DrumTokenizer
 from musegen.evaluation.metrics import realised_densities
 from musegen.generation.generator import BarGenerator, Controls
 from musegen.generation.grammar import DrumGrammar, PerformanceGrammar
 from musegen.generation.sampling import SamplingConfig
 from musegen.generation.steering import MAX_DEFICIT, DensitySteering
-from musegen.performance import PerformanceTokenizer
+from musegen.music.drum_tokens import BAR, DrumTokenizer
+from musegen.music.performance import PerformanceTokenizer
 
 
 def test_drum_tokens_are_shifted_by_the_deficit_they_leave() -> None:

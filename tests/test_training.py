@@ -28,13 +28,13 @@ from safetensors.torch import load_file
 
 from musegen.checkpoint import LoadedModel, load_model
 from musegen.cli import main
-from musegen.controls import DensityControl, GenreControl
 from musegen.data.prepared import prepare
-from musegen.drum_tokens import BAR
 from musegen.generation.generator import BarGenerator, Controls
-from musegen.midi_io import load_score
 from musegen.models import Generator, build_generator, preset
-from musegen.tokenizer import codec_for_part
+from musegen.music.controls import DensityControl, GenreControl
+from musegen.music.drum_tokens import BAR
+from musegen.music.midi_io import load_score
+from musegen.music.tokenizer import codec_for_part
 from musegen.training.config import TrainConfig
 from musegen.training.examples import ExampleSet, build_examples, collate
 from musegen.training.trainer import evaluate_nll_bits, train

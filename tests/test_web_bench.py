@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bridges.web.fanout_bench import compare_fanouts, run_fanout_bench
+from bench.web_fanout import compare_fanouts, run_fanout_bench
 
 
 def delivered_everything(result: dict[str, Any], clients: int, bars: int) -> None:
@@ -47,11 +47,3 @@ def test_musegen_bench_web_prints_both_fanouts_as_json(
         assert report[fanout]["connected"] == 4 and report[fanout]["late_notes"] == 0
         assert 0 < report[fanout]["latency_ms"]["p50"] <= report[fanout]["latency_ms"]["p99"]
     assert report["ratio_direct_to_queued"]["p99"] > 0
-
-
-def test_the_core_cli_alone_says_bench_web_needs_the_bridges(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    from musegen.cli import main
-
-    assert main(["bench", "web"]) == 2
-    assert "run it as `musegen bench web`" in capsys.readouterr().err

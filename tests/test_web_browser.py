@@ -16,8 +16,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from bridges.web import WebServer, serve
 from bridges.web.grid import grid_of
-from musegen.drum_map import CLASS_TO_GM_PITCH
 from musegen.engine.session import LiveSession
+from musegen.music.drum_map import CLASS_TO_GM_PITCH
 from tests.web_helpers import running_server
 
 CHROMIUM = "/usr/bin/chromium"

@@ -17,9 +17,9 @@ from bridges.web import WebConfigError, WebServer, grid, serve
 from bridges.web.grid import grid_of
 from bridges.web.protocol import server_adapter
 from musegen.clock.midi_follower import MidiClockFollower
-from musegen.drum_map import CLASS_TO_GM_PITCH
 from musegen.engine.part import RenderedBar
 from musegen.engine.session import LiveSession
+from musegen.music.drum_map import CLASS_TO_GM_PITCH
 from tests.test_session import FakeTime, make_session, play
 from tests.web_helpers import client, greeted, of_type, recv, recv_until, running_server, send
 

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridges.midi.jack_control import JackControl
+from bridges.midi.jack_client import JackClient
 
 FRAMES_WRAP = 1 << 32  # jack_nframes_t is 32 bits: 24.9 hours at 48 kHz
 # the dispatcher's spin naps this long on the frame clock: a send up to this long after the
@@ -64,7 +64,7 @@ class JackFrameClock:
     """`now()`: seconds of JACK frames at the start of the current cycle; a context manager."""
 
     def __init__(self, server: str, name: str = "musegen-time") -> None:
-        self._control = JackControl(server, name)  # opens the client, never activates it
+        self._control = JackClient(server, name)  # opens the client, never activates it
         lib, handle = _lib(), self._control.handle()
         self._lib = lib
         self.rate = int(lib.jack_get_sample_rate(handle))

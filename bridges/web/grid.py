@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 
-from musegen.controls import ControlError
 from musegen.engine.events import NOTE_ON
 from musegen.engine.part import RenderedBar
 from musegen.engine.session import EngineError, LiveSession
+from musegen.music.controls import ControlError
 
 STEPS_PER_BEAT = 4
 

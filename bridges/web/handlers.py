@@ -31,8 +31,8 @@ from bridges.web.protocol import (
     Transport,
     encode,
 )
-from musegen.controls import ControlError
 from musegen.engine.session import EngineError
+from musegen.music.controls import ControlError
 
 
 async def handle(message: Any, hub: Hub, client: Client) -> None:

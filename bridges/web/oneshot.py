@@ -17,8 +17,8 @@ from pathlib import Path
 from musegen.checkpoint import LoadedModel, load_model, shipped_models
 from musegen.generation.generator import BarGenerator, Controls
 from musegen.generation.sampling import SamplingConfig
-from musegen.midi_io import save_score
-from musegen.score import Score
+from musegen.music.midi_io import save_score
+from musegen.music.score import Score
 
 KEPT_MODELS = 3
 

@@ -17,8 +17,8 @@ from bridges.web.oneshot import Request as OneShotRequest
 from bridges.web.protocol import PROTOCOL_VERSION, NoteOut, State, Temperature
 from bridges.web.security import token_ok
 from bridges.web.snapshot import session_state
-from musegen.cli_models import models_json
-from musegen.timing import PPQN
+from musegen.catalogue import models_json
+from musegen.music.timing import PPQN
 
 
 class ApiError(BaseModel):

@@ -34,7 +34,7 @@ from bridges.web.security import (
     origin_ok,
     token_ok,
 )
-from musegen.drum_map import CLASS_TO_GM_PITCH, DRUM_CLASSES
+from musegen.music.drum_map import CLASS_TO_GM_PITCH, DRUM_CLASSES
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from musegen.timing import PPQN
+from musegen.music.timing import PPQN
 
 
 @dataclass(frozen=True, slots=True)

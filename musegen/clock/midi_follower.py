@@ -38,7 +38,7 @@ from musegen.clock.base import (
 )
 from musegen.clock.internal import check_bpm
 from musegen.clock.tempo_fit import TickLineFit
-from musegen.timing import CLOCK_PPQN
+from musegen.music.timing import CLOCK_PPQN
 
 TICK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 CLOCKS_PER_MIDI_BEAT = 6  # a song-position "MIDI beat" is a 16th note

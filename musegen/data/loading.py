@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from tqdm import tqdm
 
 from musegen.data.pieces import LoadReport, Piece
-from musegen.drum_map import drum_class
-from musegen.midi_io import MidiFileError, load_score
-from musegen.score import Score
+from musegen.music.drum_map import drum_class
+from musegen.music.midi_io import MidiFileError, load_score
+from musegen.music.score import Score
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musegen.data.splits import Split
-from musegen.genres import Part
+from musegen.music.genres import Part
 
 log = logging.getLogger(__name__)
 

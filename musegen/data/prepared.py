@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from musegen.controls import DensityControl
 from musegen.data.loading import iter_scores
 from musegen.data.pieces import Piece
 from musegen.data.readers import read_pieces
-from musegen.genres import Part
-from musegen.tokenizer import Codec, codec_for_part
+from musegen.music.controls import DensityControl
+from musegen.music.genres import Part
+from musegen.music.tokenizer import Codec, codec_for_part
 
 log = logging.getLogger(__name__)
 

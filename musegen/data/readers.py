@@ -22,8 +22,8 @@ from typing import Final
 
 from musegen.data.pieces import LoadReport, Piece, PieceList
 from musegen.data.splits import hash_split, parse_split, split_for
-from musegen.genres import Part, unify_genre
-from musegen.midi_io import load_score
+from musegen.music.genres import Part, unify_genre
+from musegen.music.midi_io import load_score
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from musegen.controls import DensityControl
 from musegen.data.prepared import PreparedDataset
+from musegen.music.controls import DensityControl
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from musegen.checkpoint import ModelMeta
-from musegen.controls import ControlError
+from musegen.music.controls import ControlError
 
 ANY_CHANNEL = -1
 # Continuous controls and the range a knob sweeps; the rest are switches (value >= 64: on).

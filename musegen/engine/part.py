@@ -28,12 +28,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from musegen.checkpoint import LoadedModel, ModelMeta
-from musegen.controls import ControlError
 from musegen.engine.events import NOTE_OFF, NOTE_ON, ScheduledEvent
 from musegen.generation.generator import BarGenerator, Controls
 from musegen.generation.sampling import SamplingConfig
-from musegen.score import DRUM_CHANNEL, Note, Score
-from musegen.timing import FOUR_FOUR, PPQN, TimeSignature
+from musegen.music.controls import ControlError
+from musegen.music.score import DRUM_CHANNEL, Note, Score
+from musegen.music.timing import FOUR_FOUR, PPQN, TimeSignature
 
 GRID_TICKS = PPQN // 4  # a 16th
 SWING_SHARE = 1.0 / 3.0  # full swing: an off-16th lands a third of a 16th late

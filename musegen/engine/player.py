@@ -19,8 +19,8 @@ import threading
 from dataclasses import dataclass
 
 from musegen.engine.part import Part
-from musegen.score import Note
-from musegen.timing import PPQN
+from musegen.music.score import Note
+from musegen.music.timing import PPQN
 
 MAX_PHRASE_BARS = 4
 KEPT_BARS = 16  # the tracker forgets older bars

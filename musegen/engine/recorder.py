@@ -26,7 +26,7 @@ from pathlib import Path
 
 from musegen.clock import Clock, TempoChange, TransportEvent
 from musegen.engine.events import NOTE_ON, ScheduledEvent
-from musegen.timing import PPQN
+from musegen.music.timing import PPQN
 
 END_OF_TRACK = b"\x00\xff\x2f\x00"
 NOTE_ON_STATUS, NOTE_OFF_STATUS = 0x90, 0x80

@@ -27,7 +27,6 @@ import torch
 
 from musegen.checkpoint import LoadedModel, ModelMeta, load_model
 from musegen.clock import Clock, InternalClock, Listener, MidiClockFollower
-from musegen.controls import ControlError
 from musegen.engine.cc_map import CCMap
 from musegen.engine.dispatch import Dispatcher, Sync
 from musegen.engine.events import Output, ScheduledEvent
@@ -36,6 +35,7 @@ from musegen.engine.player import Accompaniment, CallAndResponse, PlayerTracker
 from musegen.engine.queue import EventQueue
 from musegen.engine.recorder import SessionRecorder
 from musegen.engine.worker import GenerationWorker
+from musegen.music.controls import ControlError
 
 BarListener = Callable[[Part, RenderedBar], None]
 # A generation thread busy in Python would otherwise hold the GIL for up to 5 ms.

@@ -3,7 +3,7 @@
     from musegen.evaluation import EvalOptions, evaluate
     report = evaluate(load_model("drums-lstm"), prepare(root, part="drums"), EvalOptions())
 
-`musegen eval` (musegen.cli_eval) prints the same report as one JSON object. matplotlib is
+`musegen eval` (musegen.cli.eval) prints the same report as one JSON object. matplotlib is
 needed only for figures (`EvalOptions.plots`) and is imported only then.
 """
 

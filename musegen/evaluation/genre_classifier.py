@@ -24,10 +24,10 @@ import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 
-from musegen.drum_map import NUM_DRUM_CLASSES, drum_class
-from musegen.genres import Part
-from musegen.score import Score
-from musegen.timing import FOUR_FOUR, PPQN
+from musegen.music.drum_map import NUM_DRUM_CLASSES, drum_class
+from musegen.music.genres import Part
+from musegen.music.score import Score
+from musegen.music.timing import FOUR_FOUR, PPQN
 
 FloatArray = npt.NDArray[np.float64]
 STEPS_PER_BAR = 16  # 16th positions of a 4/4 bar, what the drum features are laid on

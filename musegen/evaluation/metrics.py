@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from musegen.controls import DensityControl
 from musegen.data.prepared import PreparedDataset
-from musegen.tokenizer import Codec
+from musegen.music.controls import DensityControl
+from musegen.music.tokenizer import Codec
 
 FloatArray = npt.NDArray[np.float64]
 

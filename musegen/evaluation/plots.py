@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from musegen.drum_map import DRUM_CLASSES, NUM_DRUM_CLASSES, drum_class
-from musegen.genres import Part
-from musegen.score import Score
-from musegen.timing import FOUR_FOUR, PPQN
+from musegen.music.drum_map import DRUM_CLASSES, NUM_DRUM_CLASSES, drum_class
+from musegen.music.genres import Part
+from musegen.music.score import Score
+from musegen.music.timing import FOUR_FOUR, PPQN
 
 log = logging.getLogger(__name__)
 

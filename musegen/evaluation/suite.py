@@ -33,7 +33,7 @@ from musegen.evaluation.metrics import (
 )
 from musegen.generation.generator import BarGenerator, Controls
 from musegen.generation.sampling import SamplingConfig, steering_strength
-from musegen.score import Score
+from musegen.music.score import Score
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from musegen.checkpoint import LoadedModel
-from musegen.drum_tokens import BAR, BOS, EOS
 from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
 from musegen.generation.sampling import SamplingConfig, TokenSampler, steering_strength
 from musegen.generation.steering import DensitySteering
+from musegen.music.drum_tokens import BAR, BOS, EOS
+from musegen.music.tokenizer import DrumCodec, PerformanceCodec
 from musegen.runtime import stepper_for
-from musegen.tokenizer import DrumCodec, PerformanceCodec
 
 MAX_TOKENS_PER_BAR = 256  # a runaway bar is closed here rather than stall the player
 

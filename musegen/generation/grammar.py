@@ -17,10 +17,10 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from musegen.drum_map import NUM_DRUM_CLASSES
-from musegen.drum_tokens import BAR, EOS, DrumTokenizer
-from musegen.performance import PerformanceTokenizer, TokenKind
-from musegen.timing import FOUR_FOUR, TimeSignature
+from musegen.music.drum_map import NUM_DRUM_CLASSES
+from musegen.music.drum_tokens import BAR, EOS, DrumTokenizer
+from musegen.music.performance import PerformanceTokenizer, TokenKind
+from musegen.music.timing import FOUR_FOUR, TimeSignature
 
 Mask = npt.NDArray[np.bool_]
 

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from musegen.drum_tokens import BAR
 from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
+from musegen.music.drum_tokens import BAR
 
 Logits = npt.NDArray[np.floating[Any]]
 

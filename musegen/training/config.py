@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from musegen.genres import Part
+from musegen.music.genres import Part
 
 
 @dataclass

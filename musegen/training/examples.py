@@ -14,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from musegen.controls import DensityControl, GenreControl
 from musegen.data.prepared import PreparedDataset
-from musegen.drum_tokens import BOS, PAD
+from musegen.music.controls import DensityControl, GenreControl
+from musegen.music.drum_tokens import BOS, PAD
 
 IntArray = npt.NDArray[np.int64]
 

@@ -26,11 +26,11 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from musegen.checkpoint import ModelMeta, save_model
-from musegen.controls import DensityControl, GenreControl
 from musegen.data.prepared import PreparedDataset, prepare
-from musegen.drum_tokens import PAD
 from musegen.models import Generator, GeneratorConfig, build_generator, preset
-from musegen.tokenizer import Codec, codec_for_part
+from musegen.music.controls import DensityControl, GenreControl
+from musegen.music.drum_tokens import PAD
+from musegen.music.tokenizer import Codec, codec_for_part
 from musegen.training.config import TrainConfig
 from musegen.training.examples import ExampleSet, build_examples, collate
 

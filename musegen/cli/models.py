@@ -1,4 +1,4 @@
-"""CLI commands around models: train, generate, models."""
+"""CLI commands around models: train, generate, models, ship."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import math
 import sys
 from typing import Any
 
+from musegen.catalogue import models_json
+from musegen.cli.errors import UserError
 from musegen.generation.sampling import DEFAULT_GUIDANCE, DEFAULT_STEERING
-
-
-class UserError(Exception):
-    """A problem with what the user asked for: printed as one line, no traceback."""
 
 
 def add_train(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,20 +48,6 @@ def run_train(args: argparse.Namespace) -> int:
                           "train_loss": round(result.train_loss, 4),
                           "nll_bits_per_token": nll}))
     return 0
-
-
-def models_json() -> list[dict[str, Any]]:
-    from musegen.checkpoint import shipped_models
-
-    out = []
-    for meta, model_config in shipped_models():
-        out.append({
-            "name": meta.name, "version": meta.version, "family": model_config["family"],
-            "part": meta.part, "genres": list(meta.genres),
-            "density_range": list(meta.density_range),
-            "params": meta.training.get("params"), "metrics": meta.metrics,
-        })
-    return out
 
 
 def add_models(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -119,10 +103,10 @@ def generate_file(args: argparse.Namespace) -> dict[str, Any]:
     from pathlib import Path
 
     from musegen.checkpoint import load_model
-    from musegen.controls import ControlError
     from musegen.generation.generator import BarGenerator, Controls
     from musegen.generation.sampling import SamplingConfig
-    from musegen.midi_io import MidiFileError, load_score, save_score
+    from musegen.music.controls import ControlError
+    from musegen.music.midi_io import MidiFileError, load_score, save_score
 
     if args.bars < 1:
         raise UserError("--bars must be at least 1")
@@ -159,51 +143,6 @@ def generate_file(args: argparse.Namespace) -> dict[str, Any]:
     return {"out": str(args.out), "model": meta.name, "genre": controls.genre,
             "density": controls.density, "bars": args.bars, "notes": len(score.notes),
             "tokens": len(tokens)}
-
-
-
-
-def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = commands.add_parser("bench", help="step latency and real-time factor of the models, "
-                            "(bench live) timing on a JACK rig, (bench web) websocket fan-out")
-    p.add_argument("target", nargs="?", choices=["models", "live", "web"], default="models",
-                   help="models (default): per-step latency; live: note timing against a "
-                   "MIDI clock on a JACK server; web: delivery to 50 websocket clients "
-                   "(see `musegen bench --help`)")
-    p.add_argument("--model", action="append", help="model name or folder (default: all shipped)")
-    p.add_argument("--steps", type=int,
-                   help="timed steps per model (default: musegen.bench.BENCH_STEPS, 2000)")
-    p.add_argument("--bars", type=int, default=8, help="bars generated for the real-time factor")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=run_bench_cli)
-
-
-def run_bench_cli(args: argparse.Namespace) -> int:
-    from musegen.bench import BENCH_STEPS, run_bench
-
-    if args.target != "models":  # the bridges' benchmarks: the `musegen` script adds them
-        bridge_bench = getattr(args, "bridge_benches", {}).get(args.target)
-        if bridge_bench is None:
-            raise UserError(f"bench {args.target} needs the bridges: run it as "
-                            f"`musegen bench {args.target}`")
-        result: int = bridge_bench(args)
-        return result
-    try:
-        report = run_bench(args.model, args.steps or BENCH_STEPS, args.bars)
-    except FileNotFoundError as exc:
-        raise UserError(str(exc)) from None
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
-    print(f"{'model':22} {'family':12} {'p50 ms':>8} {'p99 ms':>8} {'x real time':>12}")
-    for r in report["models"]:
-        print(f"{r['name']:22} {r['family']:12} {r['step_ms_p50']:8.3f} {r['step_ms_p99']:8.3f} "
-              f"{r['realtime_factor']:12.1f}")
-    if base := report["lstm_baseline"]:
-        print(f"LSTM {base['shape']}: ours {base['ours_step_ms_p50']:.3f} ms, matvec floor "
-              f"{base['matmul_ms_p50']:.3f} ms (x{base['ratio_to_matmul']}), naive nn.LSTM "
-              f"{base['naive_step_ms_p50']:.3f} ms (ours x{base['speedup_vs_naive']} faster)")
-    return 0
 
 
 def add_ship(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -16,65 +16,23 @@ benchmark tool, not part of the engine.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
-import threading
 import time
 from typing import Any
 
-JACK_NO_START_SERVER = 0x01
-JACK_SERVER_NAME = 0x04
-PORT_IS_INPUT = 0x1
-PORT_IS_OUTPUT = 0x2
-
-_lib: Any = None
-_lib_lock = threading.Lock()
+from bridges.midi.jack_client import JackClient
 
 
-def libjack() -> Any:
-    """The system's libjack, loaded once, with the prototypes used here."""
-    global _lib
-    with _lib_lock:
-        if _lib is None:
-            path = ctypes.util.find_library("jack") or "libjack.so.0"
-            lib = ctypes.CDLL(path)
-            names = ctypes.POINTER(ctypes.c_char_p)
-            lib.jack_client_open.restype = ctypes.c_void_p
-            lib.jack_client_close.argtypes = [ctypes.c_void_p]
-            lib.jack_get_ports.restype = names
-            lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p,
-                                           ctypes.c_ulong]
-            lib.jack_free.argtypes = [ctypes.c_void_p]
-            lib.jack_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
-            lib.jack_disconnect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
-            lib.jack_port_by_name.restype = ctypes.c_void_p
-            lib.jack_port_by_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-            lib.jack_port_get_all_connections.restype = names
-            lib.jack_port_get_all_connections.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-            _lib = lib
-        return _lib
-
-
-class JackControl:
+class JackControl(JackClient):
     """A never-activated client of the JACK server `server`; a context manager."""
 
     def __init__(self, server: str, name: str = "musegen-rig") -> None:
-        self.server = server
-        lib = libjack()
-        status = ctypes.c_int(0)
-        handle = lib.jack_client_open(name.encode(), JACK_NO_START_SERVER | JACK_SERVER_NAME,
-                                      ctypes.byref(status), server.encode())
-        if not handle:
-            raise RuntimeError(f"no JACK server {server!r} answers (status 0x{status.value:x})")
-        self._lib = lib
-        self._client: int | None = handle
-        self._lock = threading.Lock()  # one libjack call on this client at a time
+        super().__init__(server, name)
 
     def ports(self, *, flags: int = 0) -> list[str]:
         """Every port's full name (`client:port`), optionally only inputs or outputs."""
         with self._lock:
-            return self._names(self._lib.jack_get_ports(self._handle(), None, None, flags))
+            return self._names(self._lib.jack_get_ports(self.handle(), None, None, flags))
 
     def connect(self, source: str, destination: str, timeout: float = 10.0) -> None:
         """Connect an output port to an input port; already connected is fine.
@@ -84,7 +42,7 @@ class JackControl:
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                result = self._lib.jack_connect(self._handle(), source.encode(),
+                result = self._lib.jack_connect(self.handle(), source.encode(),
                                                 destination.encode())
             if result in (0, errno.EEXIST):
                 return
@@ -95,7 +53,7 @@ class JackControl:
 
     def disconnect(self, source: str, destination: str) -> None:
         with self._lock:
-            result = self._lib.jack_disconnect(self._handle(), source.encode(),
+            result = self._lib.jack_disconnect(self.handle(), source.encode(),
                                                destination.encode())
         if result != 0:
             raise RuntimeError(f"JACK cannot disconnect {source!r} from {destination!r}")
@@ -105,32 +63,11 @@ class JackControl:
         out: dict[str, list[str]] = {}
         for name in self.ports():
             with self._lock:
-                port = self._lib.jack_port_by_name(self._handle(), name.encode())
+                port = self._lib.jack_port_by_name(self.handle(), name.encode())
                 links = (self._names(self._lib.jack_port_get_all_connections(
-                    self._handle(), port)) if port else [])
+                    self.handle(), port)) if port else [])
             out[name] = links
         return out
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._lib.jack_client_close(self._client)
-                self._client = None
-
-    def __enter__(self) -> JackControl:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def handle(self) -> int:
-        """The open client, for other libjack calls on it (raises once closed)."""
-        return self._handle()
-
-    def _handle(self) -> int:
-        if self._client is None:
-            raise RuntimeError("the JACK control client is closed")
-        return self._client
 
     def _names(self, array: Any) -> list[str]:
         """A NULL-terminated `const char **` from libjack as strings; frees it."""

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from musegen.cli_models import UserError
+from musegen.cli.errors import UserError
 from musegen.generation.sampling import DEFAULT_GUIDANCE, DEFAULT_STEERING
 
 
@@ -61,10 +61,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def evaluate_args(args: argparse.Namespace) -> dict[str, Any]:
     from musegen.checkpoint import load_model
-    from musegen.controls import ControlError
     from musegen.data.prepared import merge, prepare
     from musegen.evaluation.suite import EvalError, EvalOptions, evaluate
     from musegen.generation.sampling import SamplingConfig
+    from musegen.music.controls import ControlError
 
     for name in ("bars_per_request", "max_windows"):
         if getattr(args, name) < 1:

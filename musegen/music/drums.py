@@ -21,9 +21,9 @@ from typing import TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
-from musegen.drum_map import CLASS_TO_GM_PITCH, NUM_DRUM_CLASSES, drum_class
-from musegen.score import DRUM_CHANNEL, MeterChange, Note, Score, TempoChange
-from musegen.timing import FOUR_FOUR, PPQN, TimeSignature
+from musegen.music.drum_map import CLASS_TO_GM_PITCH, NUM_DRUM_CLASSES, drum_class
+from musegen.music.score import DRUM_CHANNEL, MeterChange, Note, Score, TempoChange
+from musegen.music.timing import FOUR_FOUR, PPQN, TimeSignature
 
 DEFAULT_STEPS_PER_QUARTER = 4  # 16th-note grid, as GrooVAE
 DRUM_NOTE_TICKS = PPQN // 8  # decoded hits last a 32nd: a drum's note-off carries no meaning

@@ -8,7 +8,7 @@ An engine that schedules ahead from the fitted clock can get close to it, not be
 
 Runs as its own process (so it neither shares the engine's GIL nor counts in its CPU):
 
-    python -m bridges.midi.reference_client --client musegen-ref
+    python -m bench.live.reference_client --client musegen-ref
 
 with ports "<client>:ref in" and "<client>:ref out"; it runs until stdin closes or SIGINT.
 """
@@ -68,7 +68,7 @@ class Responder:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridges.midi.reference_client")
+    parser = argparse.ArgumentParser(prog="python -m bench.live.reference_client")
     parser.add_argument("--client", default="musegen-ref", help="JACK client name")
     parser.add_argument("--backend", default="jack")
     args = parser.parse_args(argv)

@@ -16,8 +16,9 @@ import sys
 from collections.abc import Mapping
 from typing import Literal, Protocol
 
-from bridges.midi.jack_tools import JackMidiClock, JackTransport, stop_process, wait_port
-from bridges.midi.white_clock import PORT_NAME
+from bench import checkout_env
+from bench.live.white_clock import PORT_NAME
+from bench.rig.jack_tools import JackMidiClock, JackTransport, stop_process, wait_port
 
 MasterKind = Literal["jack_midi_clock", "white"]
 
@@ -61,10 +62,10 @@ class WhiteMaster:
                  client: str = "musegen-white", seed: int = 0) -> None:
         """Ticks timed on `server`'s JACK frames."""
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bridges.midi.white_clock", "--client", client,
+            [sys.executable, "-m", "bench.live.white_clock", "--client", client,
              "--bpm", f"{bpm:g}", "--jitter-ms", f"{jitter_ms:g}", "--seed", str(seed),
              "--server", server],
-            env=dict(env), stdin=subprocess.PIPE, text=True, start_new_session=True)
+            env=checkout_env(env), stdin=subprocess.PIPE, text=True, start_new_session=True)
         self.port = wait_port(env, f"{client}:{PORT_NAME}", 15.0)
 
     def _command(self, line: str) -> None:

@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from bridges.midi.jack_tools import DumpRecord
+from bench.rig.jack_tools import DumpRecord
 
 TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
 CLOCK_PPQN = 24

@@ -42,8 +42,8 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Final
 
-from musegen.score import MeterChange, Note, Score
-from musegen.timing import FOUR_FOUR, PPQN, TimeSignature
+from musegen.music.score import MeterChange, Note, Score
+from musegen.music.timing import FOUR_FOUR, PPQN, TimeSignature
 
 PAD: Final = 0
 BOS: Final = 1

@@ -1,7 +1,7 @@
 """A parsed piece of music in engine ticks: notes, tempo map, time signatures and bar lines.
 
 A Score is what every representation encodes from and decodes to. It knows nothing of files:
-`musegen.midi_io` reads and writes it.
+`musegen.music.midi_io` reads and writes it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from musegen.timing import DEFAULT_TEMPO_US, FOUR_FOUR, PPQN, TimeSignature
+from musegen.music.timing import DEFAULT_TEMPO_US, FOUR_FOUR, PPQN, TimeSignature
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from zero
 _C = TypeVar("_C", "TempoChange", "MeterChange")

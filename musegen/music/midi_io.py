@@ -11,8 +11,8 @@ from pathlib import Path
 
 import mido
 
-from musegen.score import MeterChange, Note, Score, TempoChange
-from musegen.timing import PPQN, TimeSignature, rescale_ticks
+from musegen.music.score import MeterChange, Note, Score, TempoChange
+from musegen.music.timing import PPQN, TimeSignature, rescale_ticks
 
 # Limits past which a file is treated as broken rather than as music.
 MAX_DELTA_QUARTERS = 4096  # one gap of ~34 min at 120 BPM between two events of a track

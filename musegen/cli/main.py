@@ -9,15 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from musegen import __version__
-from musegen.cli_eval import add_eval
-from musegen.cli_models import (
-    UserError,
-    add_bench,
-    add_generate,
-    add_models,
-    add_ship,
-    add_train,
-)
+from musegen.cli.errors import UserError
+from musegen.cli.eval import add_eval
+from musegen.cli.models import add_generate, add_models, add_ship, add_train
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate(commands)
     add_models(commands)
     add_eval(commands)
-    add_bench(commands)
     add_ship(commands)
     _add_paths(commands)
     return parser

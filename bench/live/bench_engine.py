@@ -12,8 +12,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bench.live.bench_analysis import Note
 from bridges.midi import timebase as session_time
-from bridges.midi.bench_analysis import Note
 from bridges.midi.input import MidiInput
 from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.output import MidiPortOutput

@@ -1,7 +1,7 @@
 """Fan-out benchmark: one engine playing, N websocket clients on localhost.
 
-    python -m bridges.web.fanout_bench --clients 50 --seconds 20 --json
-    python -m bridges.web.fanout_bench --fanout both --seconds 30   # queued vs direct
+    python -m bench.web_fanout --clients 50 --seconds 20 --json
+    python -m bench.web_fanout --fanout both --seconds 30   # queued vs direct
 
 The engine and the server run here; the clients run in a child process (one asyncio loop,
 N connections), so their work does not count as the server's. For every `bar` message a
@@ -36,14 +36,14 @@ import struct
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+
+from bench import checkout_env
 
 if TYPE_CHECKING:
     from bridges.web.hub import Fanout
 
 LATE_S = 0.1
-REPO = Path(__file__).resolve().parents[2]
 log = logging.getLogger(__name__)
 
 
@@ -265,11 +265,10 @@ def _run(clients: int, seconds: float, tempo: float, model: str,
     time.sleep(0.5)
     rss_before = _rss_bytes()
     url = server.url.replace("http://", "ws://") + "/ws"
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     child = subprocess.Popen(
-        [sys.executable, "-m", "bridges.web.fanout_bench", "--worker", url,
+        [sys.executable, "-m", "bench.web_fanout", "--worker", url,
          "--clients", str(clients), "--seconds", str(seconds + 2.0), "--client", client],
-        stdout=subprocess.PIPE, env=env, cwd=REPO)
+        stdout=subprocess.PIPE, env=checkout_env(os.environ))
     try:
         connected = _wait_clients(server.hub, clients)
         rss_with = _rss_bytes()

@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from musegen.drum_map import DRUM_CLASSES, NUM_DRUM_CLASSES
-from musegen.drums import (
+from musegen.music.drum_map import DRUM_CLASSES, NUM_DRUM_CLASSES
+from musegen.music.drums import (
     DrumPattern,
     Meters,
     decode_drums,
@@ -32,8 +32,8 @@ from musegen.drums import (
     quantize_velocity,
     step_ticks,
 )
-from musegen.score import Score, TempoChange
-from musegen.timing import FOUR_FOUR, bpm_to_us
+from musegen.music.score import Score, TempoChange
+from musegen.music.timing import FOUR_FOUR, bpm_to_us
 
 PAD, BOS, EOS, BAR = 0, 1, 2, 3
 SPECIAL_NAMES = ("PAD", "BOS", "EOS", "BAR")

@@ -41,7 +41,7 @@ intervals, so the phase wanders like a random walk (an 8 s run at -J 9.6 gave 4 
 around the fitted line, and a fitted tempo 0.7 % off): read `clock.tick_jitter_rms_ms`,
 what the dump actually received, rather than the nominal `jitter_ms`.
 
-    python -m bridges.midi.latency_bench --bpm 120 --seconds 120 --json
+    python -m bench.live.latency_bench --bpm 120 --seconds 120 --json
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, Literal
 
-from bridges.midi.bench_analysis import (
+from bench import checkout_env
+from bench.live.bench_analysis import (
     Grid,
     Note,
     error_stats,
@@ -71,10 +72,11 @@ from bridges.midi.bench_analysis import (
     stop_release,
     walk_oracle_errors,
 )
-from bridges.midi.bench_engine import BenchEngine
-from bridges.midi.clock_masters import ClockMaster, MasterKind, TransportMaster, WhiteMaster
-from bridges.midi.jack_time import JackFrameClock
-from bridges.midi.jack_tools import (
+from bench.live.bench_engine import BenchEngine
+from bench.live.clock_masters import ClockMaster, MasterKind, TransportMaster, WhiteMaster
+from bench.live.reference_client import REF_CHANNEL, REF_PITCH, TICKS_PER_STEP
+from bench.live.thread_cpu import CpuUse, CpuWindow
+from bench.rig.jack_tools import (
     JackServer,
     MidiDump,
     connect,
@@ -83,10 +85,9 @@ from bridges.midi.jack_tools import (
     stop_process,
     wait_port,
 )
+from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.ports import IN_NAME, OUT_NAME
 from bridges.midi.pump import RT_PRIORITY
-from bridges.midi.reference_client import REF_CHANNEL, REF_PITCH, TICKS_PER_STEP
-from bridges.midi.thread_cpu import CpuUse, CpuWindow
 from musegen.engine import SYNCS, PartControls, Sync
 
 logger = logging.getLogger(__name__)
@@ -218,9 +219,9 @@ def _run_on(server: JackServer, bpm: float, master: Callable[[], ClockMaster],
     engine = BenchEngine.build(bpm, parts, clock_in_callback, latency_ms, frames,
                                sync=sync, rt_priority=rt_priority)
     clock = master()
-    reference = subprocess.Popen([sys.executable, "-m", "bridges.midi.reference_client",
-                                  "--client", "musegen-ref"], env=env, stdin=subprocess.PIPE,
-                                 start_new_session=True)
+    reference = subprocess.Popen([sys.executable, "-m", "bench.live.reference_client",
+                                  "--client", "musegen-ref"], env=checkout_env(env),
+                                 stdin=subprocess.PIPE, start_new_session=True)
     dump = MidiDump(env, "musegen-bench-dump")
     try:
         ref_in, ref_out = wait_port(env, ":ref in", 15.0), wait_port(env, ":ref out", 15.0)
@@ -371,7 +372,7 @@ def _summary(report: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridges.midi.latency_bench",
+    parser = argparse.ArgumentParser(prog="python -m bench.live.latency_bench",
                                      description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--bpm", type=float, default=120.0)
     parser.add_argument("--jitter-ms", type=float, default=0.0,

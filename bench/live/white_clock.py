@@ -17,7 +17,7 @@ wanders against the frames by those jumps, which is not white jitter.
 
 Runs as its own process, like the reference client (so it shares no GIL with the engine):
 
-    python -m bridges.midi.white_clock --client musegen-white --bpm 120 --jitter-ms 1 \
+    python -m bench.live.white_clock --client musegen-white --bpm 120 --jitter-ms 1 \
         [--server NAME]
 
 with the port "<client>:clock out". Commands on stdin, one per line: "play" sends Start and
@@ -110,7 +110,7 @@ class WhiteClock:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridges.midi.white_clock")
+    parser = argparse.ArgumentParser(prog="python -m bench.live.white_clock")
     parser.add_argument("--client", default="musegen-white", help="JACK client name")
     parser.add_argument("--backend", default="jack")
     parser.add_argument("--bpm", type=float, default=120.0)

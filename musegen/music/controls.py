@@ -11,9 +11,9 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from musegen.genres import Part, genres_for, unify_genre
-from musegen.score import Score
-from musegen.timing import FOUR_FOUR
+from musegen.music.genres import Part, genres_for, unify_genre
+from musegen.music.score import Score
+from musegen.music.timing import FOUR_FOUR
 
 _FOUR_FOUR_TICKS = FOUR_FOUR.ticks_per_bar
 
@@ -88,7 +88,7 @@ class DensityControl:
 
 @dataclass(frozen=True)
 class GenreControl:
-    """Genre: one label of the model family's unified set (see musegen.genres)."""
+    """Genre: one label of the model family's unified set (see musegen.music.genres)."""
 
     part: Part
     labels: tuple[str, ...]

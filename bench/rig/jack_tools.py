@@ -30,8 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from bench.rig.jack_control import JackControl
 from bridges.midi.backends import jack_socket_may_exist
-from bridges.midi.jack_control import JackControl
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from musegen.drum_tokens import DrumTokenizer, DrumTokenizerConfig
-from musegen.drums import encode_drums
-from musegen.genres import Part
-from musegen.performance import PerformanceConfig, PerformanceTokenizer
-from musegen.score import Score, TempoChange
-from musegen.timing import bpm_to_us
+from musegen.music.drum_tokens import DrumTokenizer, DrumTokenizerConfig
+from musegen.music.drums import encode_drums
+from musegen.music.genres import Part
+from musegen.music.performance import PerformanceConfig, PerformanceTokenizer
+from musegen.music.score import Score, TempoChange
+from musegen.music.timing import bpm_to_us
 
 TOKENIZER_FILE = "tokenizer.json"
 _T = TypeVar("_T", DrumTokenizer, PerformanceTokenizer)
