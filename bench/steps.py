@@ -27,9 +27,9 @@ from musegen.generation.generator import BarGenerator, Controls
 from musegen.generation.sampling import SamplingConfig
 from musegen.models import LSTMConfig
 from musegen.models.base import Generator
-from musegen.runtime import NumpyStreamer, stepper_for
+from musegen.runtime import CompiledStreamer, stepper_for
 
-Stepper = Generator[Any] | NumpyStreamer[Any]
+Stepper = Generator[Any] | CompiledStreamer[Any]
 
 BAR_SECONDS_AT_120 = 2.0  # one 4/4 bar at 120 BPM
 # Timed steps per model: a p99 of 500 is their fifth-slowest, which a few preemptions on a
@@ -76,7 +76,7 @@ def timed_together(
 def _stepping(model: Stepper) -> Callable[[Any], object]:
     """state -> one step on token 3 (BAR), genre 0, density bin 0, called as the engine calls
     it: ``step_numpy`` with int arrays for our runtime, ``step`` with tensors for torch."""
-    if isinstance(model, NumpyStreamer):
+    if isinstance(model, CompiledStreamer):
         ids = np.array([3]), np.array([0]), np.array([0])
         return lambda state: model.step_numpy(*ids, state)
     tensors = torch.tensor([3]), torch.tensor([0]), torch.tensor([0])

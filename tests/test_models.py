@@ -157,3 +157,26 @@ def test_small_presets_fit_a_pi() -> None:
     for family in FAMILIES:
         n = build_generator(preset(family, "small", 150, 10, 11)).num_parameters()
         assert 200_000 <= n <= 2_000_000, (family, n)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_torch_states_clone_apart_and_reset_to_fresh(family: str) -> None:
+    model = make(family)
+    tokens, genre, density = inputs()
+    expected = stream(model, tokens, genre, density)
+    state = model.start_stream(B)
+    for t in range(T // 2):
+        model.step(tokens[:, t], genre, density[:, t], state)
+    branch = state.clone()
+    on_branch = [model.step(tokens[:, t], genre, density[:, t], branch)[0]
+                 for t in range(T // 2, T)]
+    on_state = [model.step(tokens[:, t], genre, density[:, t], state)[0]
+                for t in range(T // 2, T)]
+    torch.testing.assert_close(torch.stack(on_branch, 1), torch.stack(on_state, 1),
+                               atol=0, rtol=0)
+    torch.testing.assert_close(torch.stack(on_state, 1), expected[:, T // 2 :],
+                               atol=1e-5, rtol=0)  # the branch left the original on course
+    state.reset()
+    torch.testing.assert_close(
+        torch.stack([model.step(tokens[:, t], genre, density[:, t], state)[0]
+                     for t in range(T)], 1), expected, atol=0, rtol=0)

@@ -12,9 +12,11 @@ from torch import Tensor
 
 from musegen.checkpoint import load_model
 from musegen.models import Generator, build_generator, preset
-from musegen.runtime import NumpyStreamer, compile_streamer, stepper_for
+from musegen.runtime import CompiledStreamer, StreamingState, compile_streamer, stepper_for
 from tests.test_models import BINS, FAMILIES, GENRES, VOCAB, B, T
 from tests.test_models import _one_thread as _one_thread  # autouse: one torch thread here too
+
+Array = np.ndarray[Any, Any]
 
 
 def make(family: str, seed: int = 0, **changes: Any) -> Generator[Any]:
@@ -38,7 +40,7 @@ def sequences(seed: int = 1) -> tuple[Tensor, Tensor, Tensor]:
     return tokens, genres, density
 
 
-def run(stepper: NumpyStreamer[Any], tokens: Tensor, genres: Tensor, density: Tensor) -> Tensor:
+def run(stepper: CompiledStreamer[Any], tokens: Tensor, genres: Tensor, density: Tensor) -> Tensor:
     state = stepper.start_stream(tokens.shape[0])
     out = [stepper.step(tokens[:, t], genres[:, t], density[:, t], state)[0]
            for t in range(tokens.shape[1])]
@@ -55,7 +57,7 @@ def reference(model: Generator[Any], tokens: Tensor, genres: Tensor, density: Te
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_numpy_steps_equal_the_torch_model_under_changing_controls(family: str) -> None:
+def test_compiled_steps_equal_the_torch_model_under_changing_controls(family: str) -> None:
     model = make(family)
     tokens, genres, density = sequences()
     expected = reference(model, tokens, genres, density)
@@ -74,7 +76,7 @@ def test_a_wider_wavenet_kernel_reads_every_tap() -> None:
 
 @pytest.mark.parametrize("name", ["drums-lstm", "drums-transformer", "drums-wavenet",
                                   "melody-lstm", "melody-transformer"])
-def test_shipped_models_run_the_same_on_numpy(name: str) -> None:
+def test_shipped_models_run_the_same_compiled(name: str) -> None:
     model = load_model(name).model.eval()
     c = model.config
     gen = torch.Generator().manual_seed(0)
@@ -158,3 +160,66 @@ def test_the_extra_genre_id_is_the_mean_genre(family: str) -> None:
     expected = reference(averaged, tokens, torch.zeros(B, T, dtype=torch.long), density)
     got = run(compile_streamer(model), tokens, mean_id, density)
     torch.testing.assert_close(got, expected, atol=1e-5 * float(expected.abs().amax()), rtol=0)
+
+
+
+def steps(stepper: CompiledStreamer[Any], state: Any, inputs: tuple[Tensor, Tensor, Tensor],
+          start: int, stop: int) -> Array:
+    """Logits [stop - start, B, V] of steps ``start..stop`` of ``inputs`` [B, T] on ``state``."""
+    return np.stack([stepper.step_numpy(*(a[:, t].numpy() for a in inputs), state).copy()
+                     for t in range(start, stop)])
+
+
+def fields_of(state: Any) -> dict[str, Any]:
+    """A snapshot of a state's fields (arrays copied)."""
+    return {f.name: (v.copy() if isinstance(v := getattr(state, f.name), np.ndarray) else v)
+            for f in dataclasses.fields(state)}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_cloned_stream_steps_as_the_original_and_apart_from_it(family: str) -> None:
+    stepper = compile_streamer(make(family))
+    inputs, other = sequences(7), sequences(8)
+    state = stepper.start_stream(B)
+    steps(stepper, state, inputs, 0, 15)
+    branch = state.clone()
+    assert isinstance(branch, StreamingState) and type(branch) is type(state)
+    before = fields_of(state)
+    on_branch = steps(stepper, branch, inputs, 15, T)
+    for name, value in fields_of(state).items():  # stepping the clone left the original alone
+        np.testing.assert_array_equal(getattr(state, name), value, err_msg=name)
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    branch_after = fields_of(branch)
+    on_original = steps(stepper, state, inputs, 15, T)
+    np.testing.assert_array_equal(on_branch, on_original)  # same point, same steps: same logits
+    for name, value in branch_after.items():  # and stepping the original left the clone alone
+        np.testing.assert_array_equal(getattr(branch, name), value, err_msg=name)
+    # a clone of a clone diverges on other inputs without touching either
+    twig = branch.clone()
+    steps(stepper, twig, other, 0, 5)
+    np.testing.assert_array_equal(steps(stepper, branch, other, 0, 5),
+                                  steps(stepper, state, other, 0, 5))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_reset_stream_steps_as_a_fresh_one(family: str) -> None:
+    stepper = compile_streamer(make(family))
+    inputs, other = sequences(9), sequences(10)
+    fresh = stepper.start_stream(B)
+    initial = fields_of(fresh)
+    expected = steps(stepper, fresh, inputs, 0, T)
+    used = stepper.start_stream(B)
+    steps(stepper, used, other, 0, T)
+    buffers = {f.name: getattr(used, f.name) for f in dataclasses.fields(used)}
+    used.reset()
+    for name, value in fields_of(used).items():
+        np.testing.assert_array_equal(value, initial[name], err_msg=name)
+        if isinstance(value, np.ndarray):  # in place: the same buffers
+            assert getattr(used, name) is buffers[name], name
+    np.testing.assert_array_equal(steps(stepper, used, inputs, 0, T), expected)
+    tokens, genres, density = (a[0].numpy() for a in other)
+    one = stepper.start_stream(1)
+    stepper.prefill(tokens, genres, density, one)
+    one.reset()  # a stream filled by prefill resets too
+    np.testing.assert_array_equal(steps(stepper, one, tuple(a[:1] for a in inputs), 0, T),
+                                  expected[:, :1])

@@ -38,7 +38,9 @@ class StreamState:
     """Base of the per-family streaming states.
 
     ``step`` updates its state IN PLACE (preallocated buffers, no per-step allocation of the
-    history) and returns it; call :meth:`clone` first to branch a stream (beam search, undo).
+    history) and returns it; call :meth:`clone` first to branch a stream (beam search, undo),
+    :meth:`reset` to start it over in place. The compiled runtime's states offer the same two
+    (``musegen.runtime.state.StreamingState``).
     """
 
     def clone(self) -> StreamState:
@@ -51,6 +53,18 @@ class StreamState:
                 value = [v.clone() if isinstance(v, Tensor) else v for v in value]
             values[f.name] = value
         return dataclasses.replace(self, **values)
+
+    @torch.inference_mode()  # the buffers are inference tensors (made by start_stream)
+    def reset(self) -> None:
+        """Back to the state ``start_stream`` gave (every buffer zero, position 0), in place."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            tensors = value if isinstance(value, list) else [value]
+            for t in tensors:
+                if isinstance(t, Tensor):
+                    t.zero_()
+            if isinstance(value, int):
+                setattr(self, f.name, 0)
 
 
 S = TypeVar("S", bound=StreamState)

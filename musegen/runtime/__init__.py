@@ -16,43 +16,45 @@ from threadpoolctl import threadpool_limits
 
 from musegen.models import LSTMGenerator, TransformerGenerator, WaveNetGenerator
 from musegen.models.base import Generator
-from musegen.runtime.base import NumpyStreamer
-from musegen.runtime.lstm import NumpyLSTM
-from musegen.runtime.transformer import NumpyTransformer
-from musegen.runtime.wavenet import NumpyWaveNet
+from musegen.runtime.base import CompiledStreamer
+from musegen.runtime.lstm import CompiledLSTM, CompiledLSTMState
+from musegen.runtime.state import CompiledState, StreamingState
+from musegen.runtime.transformer import CompiledTransformer, CompiledTransformerState
+from musegen.runtime.wavenet import CompiledWaveNet, CompiledWaveNetState
 
-__all__ = ["NumpyLSTM", "NumpyStreamer", "NumpyTransformer", "NumpyWaveNet",
-           "compile_streamer", "stepper_for"]
+__all__ = ["CompiledLSTM", "CompiledLSTMState", "CompiledState", "CompiledStreamer",
+           "CompiledTransformer", "CompiledTransformerState", "CompiledWaveNet",
+           "CompiledWaveNetState", "StreamingState", "compile_streamer", "stepper_for"]
 
-_COMPILED: weakref.WeakKeyDictionary[Generator[Any], tuple[tuple[Any, ...], NumpyStreamer[Any]]]
+_COMPILED: weakref.WeakKeyDictionary[Generator[Any], tuple[tuple[Any, ...], CompiledStreamer[Any]]]
 _COMPILED = weakref.WeakKeyDictionary()
 _blas_limited = False
 
 
-def compile_streamer(model: Generator[Any]) -> NumpyStreamer[Any]:
+def compile_streamer(model: Generator[Any]) -> CompiledStreamer[Any]:
     """The compiled runtime of ``model`` (an LSTM, Transformer or WaveNet generator)."""
     _limit_blas_threads()
-    streamer: NumpyStreamer[Any]
+    streamer: CompiledStreamer[Any]
     if isinstance(model, LSTMGenerator):
-        streamer = NumpyLSTM(model)
+        streamer = CompiledLSTM(model)
     elif isinstance(model, TransformerGenerator):
-        streamer = NumpyTransformer(model)
+        streamer = CompiledTransformer(model)
     elif isinstance(model, WaveNetGenerator):
-        streamer = NumpyWaveNet(model)
+        streamer = CompiledWaveNet(model)
     else:
         raise TypeError(f"no runtime for {type(model).__name__}")
     _warm_up(streamer)
     return streamer
 
 
-def _warm_up(streamer: NumpyStreamer[Any]) -> None:
+def _warm_up(streamer: CompiledStreamer[Any]) -> None:
     """One step on a throwaway stream, so a compiled step is compiled (or loaded from numba's
     cache) now, while a model loads, and not on the first bar a player hears."""
     ids = np.zeros(1, dtype=np.int64)
     streamer.step_numpy(ids, ids, ids, streamer.start_stream(1))
 
 
-def stepper_for(model: Generator[Any]) -> NumpyStreamer[Any]:
+def stepper_for(model: Generator[Any]) -> CompiledStreamer[Any]:
     """The compiled runtime of ``model``, rebuilt only when one of its parameters changed."""
     version = tuple((p.data_ptr(), p._version) for p in model.parameters())
     cached = _COMPILED.get(model)

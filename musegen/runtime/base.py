@@ -22,7 +22,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-S = TypeVar("S")
+from musegen.runtime.state import CompiledState
+
+S = TypeVar("S", bound=CompiledState)
 Array = np.ndarray[Any, Any]
 
 
@@ -54,7 +56,7 @@ def condition_table(embedding: Any) -> Array:
     return with_mean_genre(genre[:, None, :] + density[None, :, :])
 
 
-class NumpyStreamer(ABC, Generic[S]):
+class CompiledStreamer(ABC, Generic[S]):
     """A compiled, inference-only copy of a generator's streaming path."""
 
     family: str = "base"
@@ -63,7 +65,10 @@ class NumpyStreamer(ABC, Generic[S]):
 
     @abstractmethod
     def start_stream(self, batch_size: int) -> S:
-        """A fresh state: the stream is empty, the next ``step`` gets position 0."""
+        """A fresh state: the stream is empty, the next ``step`` gets position 0.
+
+        Branch a stream with ``state.clone()``; ``state.reset()`` makes it fresh again in place
+        (runtime/state.py)."""
 
     @abstractmethod
     def step_numpy(

@@ -20,14 +20,15 @@ import numpy as np
 import torch
 
 from musegen.models.lstm import LSTMGenerator
-from musegen.runtime.base import NumpyStreamer, to_numpy, with_mean_genre
+from musegen.runtime.base import CompiledStreamer, to_numpy, with_mean_genre
 from musegen.runtime.kernels import lstm_step
+from musegen.runtime.state import CompiledState
 
 Array = np.ndarray[Any, Any]
 
 
 @dataclass
-class NumpyLSTMState:
+class CompiledLSTMState(CompiledState):
     h2: Array  # [B, L * H]: 2 h of every layer, side by side
     c: Array  # [L, B, H]
     logits: Array  # [B, V]
@@ -37,7 +38,7 @@ class NumpyLSTMState:
     exp_bits: Array  # [4H] int32 (runtime/kernels.py)
 
 
-class NumpyLSTM(NumpyStreamer[NumpyLSTMState]):
+class CompiledLSTM(CompiledStreamer[CompiledLSTMState]):
     family = "lstm"
 
     @torch.no_grad()
@@ -66,9 +67,9 @@ class NumpyLSTM(NumpyStreamer[NumpyLSTMState]):
         self.head_w = to_numpy(model.head.weight.t()) * 0.5  # [H, V]
         self.head_b = to_numpy(model.head.bias)
 
-    def start_stream(self, batch_size: int) -> NumpyLSTMState:
+    def start_stream(self, batch_size: int) -> CompiledLSTMState:
         b, hid, n = batch_size, self.hidden, self.layers
-        return NumpyLSTMState(
+        return CompiledLSTMState(
             h2=np.zeros((b, n * hid), np.float32), c=np.zeros((n, b, hid), np.float32),
             logits=np.zeros((b, self.vocab_size), np.float32),
             gates=np.zeros(4 * hid, np.float32), tanh_c=np.zeros(hid, np.float32),
@@ -76,7 +77,7 @@ class NumpyLSTM(NumpyStreamer[NumpyLSTMState]):
         )
 
     def step_numpy(
-        self, token: Array, genre: Array, density: Array, state: NumpyLSTMState
+        self, token: Array, genre: Array, density: Array, state: CompiledLSTMState
     ) -> Array:
         s = state
         lstm_step(token, genre, density, self.token_rows, self.cond, self.w_hh0, self.w_cat,

@@ -25,8 +25,9 @@ import torch
 from torch import Tensor, nn
 
 from musegen.models.transformer import Block, TransformerGenerator, rope_tables
-from musegen.runtime.base import NumpyStreamer, condition_table, to_numpy
+from musegen.runtime.base import CompiledStreamer, condition_table, to_numpy
 from musegen.runtime.kernels import transformer_step
+from musegen.runtime.state import CompiledState
 
 Array = np.ndarray[Any, Any]
 
@@ -44,7 +45,7 @@ class _BlockWeights:
 
 
 @dataclass
-class NumpyTransformerState:
+class CompiledTransformerState(CompiledState):
     kt: Array  # [L, B, H, hd, max_len] keys, transposed
     v: Array  # [L, B, H, max_len, hd]
     position: int
@@ -59,7 +60,7 @@ class NumpyTransformerState:
     exp_bits: Array  # [max(max_len, F)] int32: exp's 2^i as float bits (runtime/kernels.py)
 
 
-class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
+class CompiledTransformer(CompiledStreamer[CompiledTransformerState]):
     family = "transformer"
 
     @torch.no_grad()
@@ -107,13 +108,13 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
             out_w=to_numpy(out.weight.t()) * 0.5, out_b=to_numpy(out.bias),
         )
 
-    def start_stream(self, batch_size: int) -> NumpyTransformerState:
+    def start_stream(self, batch_size: int) -> CompiledTransformerState:
         b, d, h, hd, t = batch_size, self.d_model, self.heads, self.head_dim, self.max_len
 
         def zeros(*shape: int) -> Array:
             return np.zeros(shape, dtype=np.float32)
 
-        return NumpyTransformerState(
+        return CompiledTransformerState(
             kt=zeros(self.layers, b, h, hd, t), v=zeros(self.layers, b, h, t, hd), position=0,
             x=zeros(b, d), logits=zeros(b, self.vocab_size), xn=zeros(d), qkv=zeros(5 * d),
             rope=zeros(2 * d), att=zeros(d), hid=zeros(self.ffn), scores=zeros(max(t, self.ffn)),
@@ -121,7 +122,7 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
         )
 
     def step_numpy(
-        self, token: Array, genre: Array, density: Array, state: NumpyTransformerState
+        self, token: Array, genre: Array, density: Array, state: CompiledTransformerState
     ) -> Array:
         pos = state.position
         if pos >= self.max_len:
@@ -141,7 +142,7 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
         return state.logits
 
     def prefill(
-        self, tokens: Array, genres: Array, densities: Array, state: NumpyTransformerState
+        self, tokens: Array, genres: Array, densities: Array, state: CompiledTransformerState
     ) -> Array:
         """T inputs in one causal pass, as ``forward`` does, caching their keys and values."""
         start, t = state.position, len(tokens)
@@ -163,7 +164,7 @@ class NumpyTransformer(NumpyStreamer[NumpyTransformerState]):
         return state.logits
 
     def _attend_block(
-        self, i: int, w: _BlockWeights, xn: Array, state: NumpyTransformerState
+        self, i: int, w: _BlockWeights, xn: Array, state: CompiledTransformerState
     ) -> Array:
         """Causal attention of T normalised rows [T, D] after the cached prefix -> [T, D]."""
         d, h, hd, start, t = self.d_model, self.heads, self.head_dim, state.position, len(xn)

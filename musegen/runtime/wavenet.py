@@ -21,7 +21,7 @@ O(layers).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -29,14 +29,15 @@ import torch
 from torch import Tensor, nn
 
 from musegen.models.wavenet import GatedLayer, WaveNetGenerator
-from musegen.runtime.base import NumpyStreamer, condition_table, to_numpy
+from musegen.runtime.base import CompiledStreamer, condition_table, to_numpy
 from musegen.runtime.kernels import wavenet_step
+from musegen.runtime.state import SHARED, CompiledState
 
 Array = np.ndarray[Any, Any]
 
 
 @dataclass
-class NumpyWaveNetState:
+class CompiledWaveNetState(CompiledState):
     position: int
     queue: Array  # [sum_i (k - 1) d_i, B, (k - 1) 2C] every layer's queued tap projections
     logits: Array  # [B, V]
@@ -48,9 +49,15 @@ class NumpyWaveNetState:
     z_sum: Array  # [L C] every layer's 2 tanh(f) sigmoid(g): the skip product's input
     skips: Array  # [S]
     hidden: Array  # [S] the head's hidden layer
+    # what ``queue`` starts at (its padding's projections, see _fold_residual_biases): read only
+    queue_start: Array = field(metadata=SHARED)
+
+    def reset(self) -> None:
+        super().reset()
+        self.queue[...] = self.queue_start
 
 
-class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
+class CompiledWaveNet(CompiledStreamer[CompiledWaveNetState]):
     family = "wavenet"
 
     @torch.no_grad()
@@ -110,25 +117,27 @@ class NumpyWaveNet(NumpyStreamer[NumpyWaveNetState]):
             self.queue_start.append(-per_block[1:].reshape(-1))
             below = below + res_b[i]
 
-    def start_stream(self, batch_size: int) -> NumpyWaveNetState:
+    def start_stream(self, batch_size: int) -> CompiledWaveNetState:
         b, two_c = batch_size, 2 * self.channels
 
         def zeros(*shape: int) -> Array:
             return np.zeros(shape, dtype=np.float32)
 
         # each layer's rows start at its padding's projection (see _fold_residual_biases)
-        queue = np.concatenate([np.tile(start, ((self.kernel_size - 1) * d, b, 1))
-                                for start, d in zip(self.queue_start, self.dilations,
-                                                    strict=True)])
-        return NumpyWaveNetState(
-            position=0, queue=queue, logits=zeros(b, self.vocab_size), x=zeros(self.residual),
+        queue_start = np.concatenate([np.tile(start, ((self.kernel_size - 1) * d, b, 1))
+                                      for start, d in zip(self.queue_start, self.dilations,
+                                                          strict=True)])
+        queue_start.flags.writeable = False
+        return CompiledWaveNetState(
+            position=0, queue=queue_start.copy(), queue_start=queue_start,
+            logits=zeros(b, self.vocab_size), x=zeros(self.residual),
             proj=zeros(self.kernel_size * two_c), gate=zeros(two_c), tmp=zeros(two_c),
             exp_bits=np.zeros(two_c, np.int32), z_sum=zeros(len(self.dilations) * self.channels),
             skips=zeros(self.skip), hidden=zeros(self.skip),
         )
 
     def step_numpy(
-        self, token: Array, genre: Array, density: Array, state: NumpyWaveNetState
+        self, token: Array, genre: Array, density: Array, state: CompiledWaveNetState
     ) -> Array:
         s = state
         wavenet_step(
