@@ -48,7 +48,7 @@ lint: install-test
 # Two passes: everything else, then everything on a real JACK server (the MIDI bridge, the
 # latency bench, `musegen live` with jack_midi_clock and fluidsynth). The rig avoids what was
 # found to stall a synchronous jackd (short-lived clients, clients that die without closing;
-# see bridges/midi/jack_control.py), and a test during which the server still stalled says so
+# see bench/rig/jack_control.py), and a test during which the server still stalled says so
 # in a warning. Such a stall is the shared VM's, not ours, so a failing JACK pass runs its
 # failed tests again, at most twice, and says so; a test that fails three times is red.
 test: system-deps lint

@@ -25,13 +25,13 @@ BACKENDS = ("auto", "alsa", "jack", "coremidi", "none")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    _add_live(commands)
+    add_live(commands)
     _add_ports(commands)
     _add_bench_from_checkout(commands)
     return run_parser(parser, argv)
 
 
-def _add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "live", aliases=["run"],
         help="play live: MIDI ports, the web page, the DAW's clock or our own (run: the same "

@@ -15,11 +15,11 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridges.midi.timebase import Timebase, timebase_for
 from musegen.clock import Clock, InternalClock, MidiClockFollower
@@ -27,12 +27,16 @@ from musegen.engine import (
     CCMap,
     EngineError,
     LiveSession,
+    Output,
     Part,
     PartControls,
     SessionRecorder,
 )
 from musegen.engine.session import fitted_controls, load_live_model
 from musegen.music.controls import ControlError
+
+if TYPE_CHECKING:  # imported when MIDI is asked for: the ports need python-rtmidi
+    from bridges.midi_front import MidiFront
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +51,33 @@ class LiveError(Exception):
 
 
 @dataclass
+class LiveHooks:
+    """What a caller other than the command line injects into `open_live` (the latency bench
+    measuring what `musegen live` does); the defaults are the command's own."""
+
+    # the session's time; None: `timebase_for(args.backend)`, closed with the rest (one
+    # given here stays the caller's to close)
+    timebase: Timebase | None = None
+    parts: Sequence[Part] | None = None  # None: one per `args.model`
+    # clock bytes fed to the follower in the input port's callback (else on the consumer)
+    clock_in_callback: bool = True
+    outputs: Sequence[Output] = ()  # more outputs, after the MIDI port's
+
+
+@dataclass
 class Running:
-    """What `musegen live` started, so it can be stopped in reverse order."""
+    """What `open_live` started, so it can be stopped in reverse order."""
 
     session: LiveSession
+    timebase: Timebase
     closers: list[Callable[[], None]] = field(default_factory=list)
+    midi: MidiFront | None = None  # the MIDI ports, when there are
+
+    def start(self) -> None:
+        """Start the engine; on an internal clock, play (a DAW's clock starts with the DAW)."""
+        self.session.start()
+        if self.session.clock.owns_transport:
+            self.session.play()
 
     def close(self) -> None:
         self.session.close()
@@ -63,44 +89,67 @@ class Running:
 
 
 def run_live(args: argparse.Namespace) -> int:
-    timebase = timebase_for(args.backend)
+    running = open_live(args)
     try:
-        clock = make_clock(args, timebase)
-        session = build_session(args, clock, timebase)
-    except BaseException:
-        timebase.close()
-        raise
-    running = Running(session, [timebase.close])  # closed last: the session runs on it
-    try:
-        start_midi(args, running, timebase)
-        start_web(args, running)
-        if args.learn:
-            learn(session, Path(args.config or DEFAULT_CONFIG))
-        session.start()
-        if isinstance(clock, InternalClock):
-            session.play()
-        print(f"musegen: playing {describe(session)}; Ctrl-C stops", flush=True)
+        running.start()
+        print(f"musegen: playing {describe(running.session)}; Ctrl-C stops", flush=True)
         wait_for_end(args.seconds)
     finally:
         running.close()
-    if session.recorder is not None:
-        print(f"musegen: session recorded in {session.recorder.path}")
+    recorder = running.session.recorder
+    if recorder is not None:
+        print(f"musegen: session recorded in {recorder.path}")
     return 0
+
+
+def open_live(args: argparse.Namespace, hooks: LiveHooks | None = None) -> Running:
+    """`musegen live`'s front door, up to starting the engine: the clock, the session, the
+    MIDI ports, the web page and MIDI learn as `args` ask (`hooks`: what a bench injects).
+    Whatever opened is closed again if a later step fails."""
+    hooks = hooks or LiveHooks()
+    timebase = hooks.timebase or timebase_for(args.backend)
+    owned = hooks.timebase is None
+    try:
+        clock = make_clock(args, timebase)
+        session = build_session(args, clock, timebase, hooks.parts)
+    except BaseException:
+        if owned:
+            timebase.close()
+        raise
+    # the timebase is closed last: the session runs on it
+    running = Running(session, timebase, [timebase.close] if owned else [])
+    try:
+        start_midi(args, running, hooks.clock_in_callback)
+        for output in hooks.outputs:
+            session.add_output(output)
+        start_web(args, running)
+        if args.learn:
+            learn(session, Path(args.config or DEFAULT_CONFIG))
+    except BaseException:
+        running.close()
+        raise
+    return running
 
 
 def make_clock(args: argparse.Namespace, timebase: Timebase) -> Clock:
     if args.clock == "midi":
         if args.backend == "none":
             raise LiveError("--clock midi needs MIDI: choose a --backend other than none")
-        return MidiClockFollower(on_loss=args.on_clock_loss)
+        try:
+            return MidiClockFollower(args.bpm, on_loss=args.on_clock_loss)
+        except ValueError as exc:
+            raise LiveError(str(exc)) from None
     try:
         return InternalClock(args.bpm, now=timebase.now)
     except ValueError as exc:
         raise LiveError(str(exc)) from None
 
 
-def build_session(args: argparse.Namespace, clock: Clock, timebase: Timebase) -> LiveSession:
-    parts = [make_part(model, i, args) for i, model in enumerate(args.model or DEFAULT_MODELS)]
+def build_session(args: argparse.Namespace, clock: Clock, timebase: Timebase,
+                  parts: Sequence[Part] | None = None) -> LiveSession:
+    if parts is None:
+        parts = [make_part(model, i, args)
+                 for i, model in enumerate(args.model or DEFAULT_MODELS)]
     names = Counter(p.name for p in parts)
     if max(names.values()) > 1:
         raise LiveError("one model per part: at most one drums and one melody model")
@@ -143,8 +192,10 @@ def load_cc_map(args: argparse.Namespace, first_part: str) -> CCMap:
     return cc_map if cc_map.bindings else CCMap.defaults(first_part)
 
 
-def start_midi(args: argparse.Namespace, running: Running, timebase: Timebase) -> None:
+def start_midi(args: argparse.Namespace, running: Running,
+               clock_in_callback: bool = True) -> None:
     """Open the ports and wire input and output; without MIDI, say so in one line."""
+    timebase = running.timebase
     rest = "internal clock only" if args.no_web else "internal clock and the web page"
     if args.backend == "none":
         print(f"musegen: no MIDI (--backend none): {rest}")
@@ -152,13 +203,15 @@ def start_midi(args: argparse.Namespace, running: Running, timebase: Timebase) -
     from bridges.midi_front import MidiUnavailable, open_midi_front
 
     try:
-        front = open_midi_front(args, running.session, timebase)
+        front = open_midi_front(args, running.session, timebase,
+                                clock_in_callback=clock_in_callback)
     except MidiUnavailable as exc:
         if args.clock == "midi" or args.backend != "auto":
             raise LiveError(f"MIDI unavailable: {exc}") from None
         print(f"musegen: no MIDI system here ({exc}): {rest}")
         return
     running.closers.append(front.close)
+    running.midi = front
     print(f"musegen: MIDI {front.describe()}; timing on {timebase.name}")
 
 

@@ -15,7 +15,6 @@ from bridges.midi.input import MidiInput, MidiMessage
 from bridges.midi.output import MidiPortOutput
 from bridges.midi.ports import PortSet, open_ports
 from bridges.midi.timebase import Timebase
-from musegen.clock import MidiClockFollower
 from musegen.engine import LiveSession
 
 __all__ = ["MidiFront", "MidiUnavailable", "open_midi_front"]
@@ -49,17 +48,18 @@ class MidiFront:
 
 
 def open_midi_front(args: argparse.Namespace, session: LiveSession,
-                    timebase: Timebase) -> MidiFront:
+                    timebase: Timebase, *, clock_in_callback: bool = True) -> MidiFront:
     """Open the ports `args` ask for and wire them to `session` (MidiUnavailable if none);
-    input times on `timebase` (the session's clock)."""
+    input times on `timebase` (the session's clock). `clock_in_callback`: the clock bytes
+    are fed to the session's follower in the port's callback, not on the consumer thread."""
     backend = timebase.backend or resolve(args.backend)  # resolved once: "auto" probes
     ports = open_ports(backend, listen=True, input_from=args.input_from,
                        output_to=args.output_to, melody=args.melody_port)
     routes = {"melody": ports.melody} if ports.melody is not None else {}
     output = MidiPortOutput(ports.output, routes)
     session.add_output(output)
-    follower = session.clock if isinstance(session.clock, MidiClockFollower) else None
-    midi_in = MidiInput(follower, now=timebase.now)
+    midi_in = MidiInput(session.clock.tick_follower, now=timebase.now,
+                        clock_in_callback=clock_in_callback)
     front = MidiFront(session, ports, output, midi_in, str(backend))
     if ports.input is not None:
         midi_in.add_listener(front.on_message)

@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from musegen.models import Generator, build_generator, config_to_dict
 from musegen.music.controls import DensityControl, GenreControl
-from musegen.music.genres import Part
+from musegen.music.genres import PartName
 from musegen.music.tokenizer import Codec, load_tokenizer_config, save_tokenizer_config
 from musegen.paths import models_dir
 
@@ -30,7 +29,7 @@ CARD_FILE = "card.md"
 @dataclass
 class ModelMeta:
     name: str
-    part: Part
+    part: PartName
     genres: tuple[str, ...]
     density_edges: tuple[float, ...]
     density_range: tuple[float, float]
@@ -125,5 +124,3 @@ def shipped_models() -> list[tuple[ModelMeta, dict[str, Any]]]:
     return out
 
 
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

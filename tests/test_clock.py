@@ -20,7 +20,7 @@ from musegen.clock import (
     SongPosition,
     Start,
     Stop,
-    TempoChange,
+    TempoEvent,
     TransportEvent,
 )
 from musegen.music.timing import PPQN
@@ -239,7 +239,7 @@ def test_one_late_tick_does_not_bend_the_line() -> None:
 def test_tempo_change_events_announce_real_changes_only() -> None:
     f = started()
     feed_ticks(f, tick_times([(96, 120.0), (48, 140.0)]), jitter=0.001, seed=7)
-    bpms = [e.bpm for e in f.drain_events() if isinstance(e, TempoChange)]
+    bpms = [e.bpm for e in f.drain_events() if isinstance(e, TempoEvent)]
     assert bpms and bpms[-1] == pytest.approx(140.0, rel=0.01)
     assert len(bpms) < 10
 
@@ -267,7 +267,7 @@ def test_start_stop_continue_positions_are_exact() -> None:
     assert f.beat_at(times[60]) == pytest.approx(49 / 24, abs=1e-9)
     feed_ticks(f, times[61:85])
     assert f.beat_at(times[84]) == pytest.approx(49 / 24 + 1.0, abs=1e-9)
-    kinds = [type(e) for e in f.drain_events() if not isinstance(e, TempoChange)]
+    kinds = [type(e) for e in f.drain_events() if not isinstance(e, TempoEvent)]
     assert kinds == [Start, Stop, Continue]
 
 
@@ -341,7 +341,7 @@ def test_clock_loss_stop_mode_emits_stop() -> None:
     assert f.playing and f.locked
     f.check(times[-1] + 4.5 * p)
     assert not f.playing and not f.locked
-    events = [e for e in f.drain_events() if not isinstance(e, TempoChange)]
+    events = [e for e in f.drain_events() if not isinstance(e, TempoEvent)]
     assert [type(e) for e in events] == [Start, ClockLost, Stop]
     assert isinstance(events[-1], Stop) and events[-1].beat == pytest.approx(49 / 24)
     feed_ticks(f, [times[-1] + k * p for k in range(20, 30)])  # ticks back: still stopped
@@ -381,7 +381,7 @@ def test_clock_loss_hold_mode_free_runs_and_relocks_forward(phase: float) -> Non
     assert all(b2 >= b1 - 1e-12 for b1, b2 in itertools.pairwise(seen))
     assert f.locked
     assert f.beat_at(back[-1]) == pytest.approx((95 + 99) / 24, abs=1e-6)
-    kinds = [type(e) for e in f.drain_events() if not isinstance(e, TempoChange)]
+    kinds = [type(e) for e in f.drain_events() if not isinstance(e, TempoEvent)]
     assert kinds == [Start, ClockLost, ClockRegained]
 
 
@@ -435,7 +435,7 @@ def test_internal_clock_tempo_change_is_continuous() -> None:
     for t in (now.t - 3.0, now.t, now.t + 0.123, now.t + 1e4):
         assert c.time_at(c.beat_at(t)) == pytest.approx(t, abs=1e-9)
     assert c.position_ticks(now.t) == 20 * PPQN
-    assert [type(e) for e in events] == [Start, TempoChange]
+    assert [type(e) for e in events] == [Start, TempoEvent]
 
 
 def test_internal_clock_transport() -> None:
@@ -455,3 +455,29 @@ def test_internal_clock_transport() -> None:
     assert kinds == [Start, Stop, Continue, SongPosition]
     with pytest.raises(ValueError):
         c.set_tempo(0.0)
+
+
+# -- what the engine asks any clock ------------------------------------------------------
+
+
+def test_the_clock_interface_tells_an_internal_clock_from_a_midi_follower() -> None:
+    """The engine asks the interface, never the class: where time comes from, who owns the
+    transport, what a MIDI input feeds, and whether (and when) the clock can go silent."""
+    internal = InternalClock(120.0, now=FakeTime())
+    assert internal.kind == "internal" and internal.owns_transport
+    assert internal.tick_follower is None
+    assert not internal.may_go_silent and internal.overdue_at() == math.inf
+    internal.check(T0 + 1e6)  # a clock of its own never goes silent
+    assert internal.drain_events() == []
+    assert internal.steady_phase
+
+    follower = MidiClockFollower(120.0, on_loss="hold")
+    assert follower.kind == "midi" and not follower.owns_transport
+    assert follower.tick_follower is follower
+    assert follower.may_go_silent and follower.overdue_at() == math.inf  # not armed yet
+    period = 60.0 / (120.0 * 24)
+    for k in range(4):
+        follower.feed(TICK, T0 + k * period)
+    assert follower.overdue_at() == pytest.approx(T0 + 3 * period + 4 * period)
+    follower.check(T0 + 20 * period)
+    assert any(isinstance(e, ClockLost) for e in follower.drain_events())

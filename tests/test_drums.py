@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from musegen.music.drum_map import CLASS_TO_GM_PITCH, NUM_DRUM_CLASSES, drum_class
-from musegen.music.drum_tokens import BAR, BOS, EOS, PAD, DrumTokenizer, DrumTokenizerConfig
+from musegen.music.drum_tokens import DrumTokenizer, DrumTokenizerConfig
 from musegen.music.drums import (
     DrumPattern,
     decode_drums,
@@ -27,6 +27,7 @@ from musegen.music.drums import (
 )
 from musegen.music.midi_io import load_score, save_score
 from musegen.music.score import DRUM_CHANNEL, MeterChange, Note, Score
+from musegen.music.special_tokens import BAR, BOS, EOS, PAD
 from musegen.music.timing import PPQN, TimeSignature
 
 GMD = Path("/work/shared/data/groove-midi")

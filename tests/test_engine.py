@@ -18,13 +18,13 @@ import pytest
 
 from musegen.checkpoint import LoadedModel, load_model
 from musegen.clock import InternalClock, MidiClockFollower
-from musegen.clock.midi_follower import START, TICK
 from musegen.engine import (
     NOTE_OFF,
     NOTE_ON,
     Batch,
     Dispatcher,
     EventQueue,
+    EventWaiter,
     GenerationWorker,
     Part,
     PartControls,
@@ -33,6 +33,8 @@ from musegen.engine import (
     shape_onset,
 )
 from musegen.music.controls import ControlError
+from musegen.music.midi_spec import CLOCK as TICK
+from musegen.music.midi_spec import START
 
 BPM = 120.0
 SPB = 60.0 / BPM  # seconds per beat
@@ -45,12 +47,16 @@ def drums() -> LoadedModel:
 
 
 class FakeTime:
-    """now() is a number the test sets; sleep(dt) advances it (sleep(0) by a spin quantum)."""
+    """now() is a number the test sets; sleep(dt) advances it (sleep(0) by a spin quantum).
+
+    Also the dispatcher's `Waiter` on this time: a nap is a sleep (simulated time jumps
+    anyway, so a wake never cuts it short); wakes are remembered for `woken`."""
 
     def __init__(self, quantum: float = 1e-5) -> None:
         self.t = 0.0
         self.quantum = quantum
         self.on_sleep: Callable[[float], None] | None = None
+        self.wakes = threading.Event()
 
     def now(self) -> float:
         return self.t
@@ -59,6 +65,18 @@ class FakeTime:
         self.t += dt if dt > 0 else self.quantum
         if self.on_sleep is not None and dt > 0:
             self.on_sleep(self.t)
+
+    def wait(self, seconds: float) -> None:
+        self.sleep(seconds)
+
+    def wake(self) -> None:
+        self.wakes.set()
+
+    def woken(self) -> bool:
+        if not self.wakes.is_set():
+            return False
+        self.wakes.clear()
+        return True
 
 
 @dataclass
@@ -109,7 +127,8 @@ def make_rig(loaded: LoadedModel, *, density: float = 16.0, humanize: float = 0.
     made = [Part(f"drums{i}", loaded, PartControls("rock", density, humanize=humanize), seed=3 + i)
             for i in range(parts)]
     worker = GenerationWorker(made, clock, queue, lookahead_bars=lookahead, now=ft.now)
-    dispatcher = Dispatcher(clock, queue, latency_ms=latency_ms, now=ft.now, sleep=ft.sleep)
+    dispatcher = Dispatcher(clock, queue, latency_ms=latency_ms, now=ft.now, sleep=ft.sleep,
+                            waiter=ft)
     return Rig(ft, clock, queue, made, worker, dispatcher, Recorder(ft.now))
 
 
@@ -320,7 +339,7 @@ def test_clock_loss_ends_sounding_notes(drums: LoadedModel) -> None:
     queue = EventQueue()
     part = Part("drums", drums, PartControls("funk", 32.0), seed=1)
     worker = GenerationWorker([part], clock, queue, now=ft.now)
-    dispatcher = Dispatcher(clock, queue, now=ft.now, sleep=ft.sleep)
+    dispatcher = Dispatcher(clock, queue, now=ft.now, sleep=ft.sleep, waiter=ft)
     out = Recorder(ft.now)
     worker.fill_until(0.0)
     clock.feed(START, 0.0)
@@ -564,7 +583,8 @@ def test_on_a_stepping_clock_the_spin_naps_and_sends_at_the_first_step_past_due(
     queue = EventQueue()
     part = Part("drums", drums, PartControls("rock", 16.0, humanize=0.0), seed=3)
     worker = GenerationWorker([part], clock, queue, now=stepping)
-    dispatcher = Dispatcher(clock, queue, now=stepping, sleep=ft.sleep, spin_sleep_s=1e-4)
+    dispatcher = Dispatcher(clock, queue, now=stepping, sleep=ft.sleep, waiter=ft,
+                            spin_sleep_s=1e-4)
     out = Recorder(stepping)
     naps: list[float] = []
     stop_flag = threading.Event()
@@ -597,7 +617,7 @@ def test_a_far_moment_is_slept_towards_in_a_few_naps_and_sent_on_time() -> None:
     queue = EventQueue()
     note = ScheduledEvent(4.0, NOTE_ON, 9, 36, 100, "drums", note_id=1)
     assert queue.push_bar("drums", 1, [note], 8.0, queue.restart()[0]) == "ok"
-    dispatcher = Dispatcher(clock, queue, now=ft.now, sleep=ft.sleep)
+    dispatcher = Dispatcher(clock, queue, now=ft.now, sleep=ft.sleep, waiter=ft)
     out = Recorder(ft.now)
     naps: list[float] = []
     stop_flag = threading.Event()
@@ -730,7 +750,7 @@ def test_an_anchored_dispatcher_sends_a_ticks_notes_from_the_thread_that_feeds_t
     later = ScheduledEvent(0.5, NOTE_ON, 9, 38, 100, "drums", note_id=2)  # tick 12
     assert queue.push_bar("drums", 0, [note, later], 4.0, queue.restart()[0]) == "ok"
     pt = ParkedTime()
-    dispatcher = Dispatcher(follower, queue, now=pt.now, sleep=pt.sleep, sync=sync)
+    dispatcher = Dispatcher(follower, queue, now=pt.now, sleep=pt.sleep, waiter=pt, sync=sync)
     out = ThreadRecorder(pt.now)
     stop_flag = threading.Event()
     follower.feed(START, 0.0)
@@ -766,12 +786,26 @@ def test_an_anchored_dispatcher_sends_a_ticks_notes_from_the_thread_that_feeds_t
 
 def test_a_tick_cuts_an_anchored_dispatchers_nap_short() -> None:
     clock = MidiClockFollower(BPM)
-    dispatcher = Dispatcher(clock, EventQueue(), sync="tick")
-    dispatcher._wake.clear()
+    ft = FakeTime()
+    dispatcher = Dispatcher(clock, EventQueue(), sync="tick", now=ft.now, sleep=ft.sleep,
+                            waiter=ft)
+    assert not ft.woken()
     clock.feed(TICK, 0.0)
-    assert dispatcher._wake.is_set()
+    assert ft.woken()
     dispatcher.close()  # and lets go of the clock
     assert clock.on_tick is None
     assert Dispatcher(clock, EventQueue()).clock.on_tick is None  # only anchored ones wake
     Dispatcher(clock, EventQueue(), sync="auto")
     assert clock.on_tick is not None  # auto may anchor: ticks wake it too
+
+
+def test_the_real_time_waiter_naps_until_woken_and_remembers_a_wake() -> None:
+    waiter = EventWaiter()
+    assert not waiter.woken()
+    waiter.wake()
+    assert waiter.woken() and not waiter.woken()  # taken once
+    threading.Timer(0.05, waiter.wake).start()
+    t0 = time.monotonic()
+    waiter.wait(5.0)  # cut short by the wake
+    assert time.monotonic() - t0 < 2.0
+    assert not waiter.woken()  # the nap took it

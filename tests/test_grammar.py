@@ -9,10 +9,11 @@ import pytest
 
 from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
 from musegen.generation.sampling import SamplingConfig, sample_token
-from musegen.music.drum_tokens import BAR, DrumTokenizer
+from musegen.music.drum_tokens import DrumTokenizer
 from musegen.music.drums import encode_drums
 from musegen.music.midi_io import load_score
 from musegen.music.performance import PerformanceTokenizer
+from musegen.music.special_tokens import BAR
 from tests.conftest import DATA, GROOVE
 
 DRUM_FILES = [

@@ -43,3 +43,48 @@ def test_impossible_requests_are_one_line_errors(tmp_path: Path) -> None:
                        "0", *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_open_live_is_the_front_door_a_bench_can_hook_into() -> None:
+    """`open_live` opens what `musegen live` would, up to the engine's start; a caller adds
+    outputs and its own timebase (left open for it), and `start` plays an internal clock."""
+    import argparse
+    import time as wall
+
+    from bridges.cli import add_live
+    from bridges.live import LiveHooks, open_live
+    from bridges.midi.timebase import Timebase
+    from musegen.engine import NOTE_ON, ScheduledEvent
+
+    parser = argparse.ArgumentParser()
+    add_live(parser.add_subparsers())
+    args = parser.parse_args(["live", "--backend", "none", "--no-web", "--no-record",
+                              "--bpm", "240"])
+
+    class Log:
+        def __init__(self) -> None:
+            self.ons: list[ScheduledEvent] = []
+
+        def send(self, events: list[ScheduledEvent], at: float) -> None:
+            self.ons.extend(e for e in events if e.kind == NOTE_ON)
+
+    closed: list[bool] = []
+
+    class OwnTimebase(Timebase):
+        def close(self) -> None:
+            closed.append(True)
+
+    log = Log()
+    running = open_live(args, LiveHooks(timebase=OwnTimebase(), outputs=[log]))
+    try:
+        assert running.midi is None and running.session.clock.kind == "internal"
+        assert not running.session.clock.playing
+        running.start()
+        assert running.session.clock.playing  # our own clock: started with the engine
+        deadline = wall.monotonic() + 10.0
+        while not log.ons and wall.monotonic() < deadline:
+            wall.sleep(0.05)
+        assert log.ons
+    finally:
+        running.close()
+    assert not closed  # the caller's timebase is the caller's to close

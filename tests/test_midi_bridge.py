@@ -38,8 +38,7 @@ from bridges.midi import (
 from bridges.midi.backends import alsa_usable, jack_running, open_input, open_output
 from bridges.midi.pump import DOZE_S, WATCH_MARGIN_S, WATCH_S, InputPump
 from musegen.checkpoint import load_model
-from musegen.clock import Continue, MidiClockFollower, SongPosition, Start, Stop, TempoChange
-from musegen.clock.midi_follower import TICK
+from musegen.clock import Continue, MidiClockFollower, SongPosition, Start, Stop, TempoEvent
 from musegen.engine import (
     NOTE_OFF,
     NOTE_ON,
@@ -50,6 +49,7 @@ from musegen.engine import (
     PartControls,
     ScheduledEvent,
 )
+from musegen.music.midi_spec import CLOCK as TICK
 from tests.jack_rig import JackTool, connect, connections, lsp, wait_until
 
 # runs in `make test`'s JACK pass (see Makefile: the rig is retried once)
@@ -545,5 +545,5 @@ def test_engine_follows_jack_midi_clock_end_to_end(jack: JackServer, jack_tool: 
     assert hanging_notes(records, [9]) == 0 and out.inner.sounding() == 0
     assert dispatcher.dropped_late == 0
     events = follower.drain_events()
-    assert {Start, TempoChange, Stop} <= {type(e) for e in events}
-    assert max(e.bpm for e in events if isinstance(e, TempoChange)) == pytest.approx(150, rel=0.05)
+    assert {Start, TempoEvent, Stop} <= {type(e) for e in events}
+    assert max(e.bpm for e in events if isinstance(e, TempoEvent)) == pytest.approx(150, rel=0.05)

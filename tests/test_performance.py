@@ -13,15 +13,13 @@ from hypothesis import strategies as st
 
 from musegen.music.midi_io import load_score, save_score
 from musegen.music.performance import (
-    BAR,
-    BOS,
-    EOS,
     BarGrid,
     PerformanceConfig,
     PerformanceTokenizer,
     TokenKind,
 )
 from musegen.music.score import DRUM_CHANNEL, MeterChange, Note, Score
+from musegen.music.special_tokens import BAR, BOS, EOS
 from musegen.music.timing import PPQN, TimeSignature
 
 DATA = Path("/work/shared/data")

@@ -21,7 +21,6 @@ import pytest
 
 from bridges.web.snapshot import state_message
 from musegen.clock import ClockLost, InternalClock, MidiClockFollower
-from musegen.clock.midi_follower import START, TICK
 from musegen.engine import (
     NOTE_ON,
     CCMap,
@@ -30,6 +29,8 @@ from musegen.engine import (
     SessionRecorder,
 )
 from musegen.music.controls import ControlError
+from musegen.music.midi_spec import CLOCK as TICK
+from musegen.music.midi_spec import START
 from tests.test_engine import BPM, FakeTime, Recorder, sounding_after
 
 KICK, SNARE = 36, 38
@@ -40,7 +41,7 @@ def make_session(models: dict[str, str], ft: FakeTime, *, recorder_path: Path | 
                  **kw: object) -> tuple[LiveSession, Recorder]:
     clock = InternalClock(BPM, now=ft.now)
     recorder = SessionRecorder(recorder_path, clock, now=ft.now) if recorder_path else None
-    session = LiveSession.from_models(models, clock, now=ft.now, sleep=ft.sleep,
+    session = LiveSession.from_models(models, clock, now=ft.now, sleep=ft.sleep, waiter=ft,
                                       recorder=recorder, **kw)  # type: ignore[arg-type]
     for part in session.parts.values():
         part.set(humanize=0.0)

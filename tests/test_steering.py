@@ -11,8 +11,9 @@ from musegen.generation.generator import BarGenerator, Controls
 from musegen.generation.grammar import DrumGrammar, PerformanceGrammar
 from musegen.generation.sampling import SamplingConfig
 from musegen.generation.steering import MAX_DEFICIT, DensitySteering
-from musegen.music.drum_tokens import BAR, DrumTokenizer
+from musegen.music.drum_tokens import DrumTokenizer
 from musegen.music.performance import PerformanceTokenizer
+from musegen.music.special_tokens import BAR
 
 
 def test_drum_tokens_are_shifted_by_the_deficit_they_leave() -> None:

@@ -32,8 +32,8 @@ from musegen.data.prepared import prepare
 from musegen.generation.generator import BarGenerator, Controls
 from musegen.models import Generator, build_generator, preset
 from musegen.music.controls import DensityControl, GenreControl
-from musegen.music.drum_tokens import BAR
 from musegen.music.midi_io import load_score
+from musegen.music.special_tokens import BAR
 from musegen.music.tokenizer import codec_for_part
 from musegen.training.config import TrainConfig
 from musegen.training.examples import ExampleSet, build_examples, collate

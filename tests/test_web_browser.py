@@ -15,10 +15,9 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from bridges.web import WebServer, serve
-from bridges.web.grid import grid_of
 from musegen.engine.session import LiveSession
 from musegen.music.drum_map import CLASS_TO_GM_PITCH
-from tests.web_helpers import running_server
+from tests.web_helpers import grid_of, running_server
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

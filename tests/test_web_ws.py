@@ -14,14 +14,22 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bridges.web import WebConfigError, WebServer, grid, serve
-from bridges.web.grid import grid_of
 from bridges.web.protocol import server_adapter
 from musegen.clock.midi_follower import MidiClockFollower
 from musegen.engine.part import RenderedBar
 from musegen.engine.session import LiveSession
 from musegen.music.drum_map import CLASS_TO_GM_PITCH
 from tests.test_session import FakeTime, make_session, play
-from tests.web_helpers import client, greeted, of_type, recv, recv_until, running_server, send
+from tests.web_helpers import (
+    client,
+    greeted,
+    grid_of,
+    of_type,
+    recv,
+    recv_until,
+    running_server,
+    send,
+)
 
 
 @pytest.fixture(scope="module")
@@ -293,7 +301,8 @@ def test_under_a_daw_clock_the_clients_follow_its_start_and_tempo() -> None:
     """The browser is one more client of the engine's clock: when that clock follows a DAW,
     every client gets the DAW's start and tempo as state anchors that place the beats
     where the DAW's ticks put them."""
-    from musegen.clock.midi_follower import START, TICK
+    from musegen.music.midi_spec import CLOCK as TICK
+    from musegen.music.midi_spec import START
 
     follower = MidiClockFollower()
     session = LiveSession.from_models({"drums": "drums-lstm"}, follower)

@@ -12,7 +12,10 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 from bridges.web import WebServer, serve
+from bridges.web.grid import shown_step, steps_per_bar
 from musegen.clock import Clock, InternalClock
+from musegen.engine.events import NOTE_ON
+from musegen.engine.part import RenderedBar
 from musegen.engine.session import LiveSession
 
 Message = dict[str, Any]
@@ -71,3 +74,14 @@ def greeted(ws: ClientConnection) -> tuple[Message, Message]:
     hello = recv(ws)
     state = recv(ws)
     return hello, state
+
+
+def grid_of(rendered: RenderedBar, beats_per_bar: float, lanes: tuple[int, ...]) -> list[list[int]]:
+    """Velocity per lane and step (0: empty), as the page's grid shows a bar."""
+    steps = steps_per_bar(beats_per_bar)
+    start = rendered.bar * beats_per_bar
+    cells = [[0] * steps for _ in lanes]
+    for e in rendered.events:
+        if e.kind == NOTE_ON and e.pitch in lanes:
+            cells[lanes.index(e.pitch)][shown_step(e.beat, start, steps)] = e.velocity
+    return cells

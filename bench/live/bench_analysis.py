@@ -33,14 +33,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from bench.rig.jack_tools import DumpRecord
+from musegen.music import midi_spec as spec
 
-TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
-CLOCK_PPQN = 24
-NOTE_ON_STATUS, NOTE_OFF_STATUS = 0x90, 0x80
 # +-1 beat of ticks: 49 ticks average +-1 ms jitter to +-0.15 ms, yet a wandering phase moves
 # little within two beats
-LOCAL_TICKS = CLOCK_PPQN
-NOISE_LAG = 4 * CLOCK_PPQN  # ticks: the lag at which a walk's variance is told from jitter
+LOCAL_TICKS = spec.CLOCK_PPQN
+NOISE_LAG = 4 * spec.CLOCK_PPQN  # ticks: the lag at which a walk's variance is told from jitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +55,11 @@ class Grid:
 
     @property
     def bpm(self) -> float:
-        return 60.0 / (self.tick_s * CLOCK_PPQN)
+        return 60.0 / (self.tick_s * spec.CLOCK_PPQN)
 
     def time_of(self, beat: float) -> float:
         """Where `beat` was: on the line through the ticks within LOCAL_TICKS of it."""
-        k = beat * CLOCK_PPQN
+        k = beat * spec.CLOCK_PPQN
         centre = min(max(round(k), 0), len(self.times) - 1)
         lo, hi = max(centre - LOCAL_TICKS, 0), min(centre + LOCAL_TICKS + 1, len(self.times))
         if hi - lo < 2:
@@ -82,11 +80,11 @@ def run_ticks(records: Sequence[DumpRecord], rate: int) -> list[float]:
     started = False
     ticks: list[float] = []
     for r in records:
-        if r.data == (START,):
+        if r.data == (spec.START,):
             started = True
-        elif started and r.data == (STOP,):
+        elif started and r.data == (spec.STOP,):
             break
-        elif started and r.data == (TICK,):
+        elif started and r.data == (spec.CLOCK,):
             ticks.append(r.frame / rate)
     return ticks
 
@@ -102,7 +100,7 @@ def fit_grid(ticks: Sequence[float]) -> Grid:
     noise = tick_noise(ticks) if n > 2 * NOISE_LAG else None
     grid = Grid(t0, slope, n, rms * 1000.0, tuple(ticks),
                 fitted=tuple(fitted_ticks(ticks, noise)), noise=noise)
-    local = math.sqrt(math.fsum((t - grid.time_of(k / CLOCK_PPQN)) ** 2
+    local = math.sqrt(math.fsum((t - grid.time_of(k / spec.CLOCK_PPQN)) ** 2
                                 for k, t in enumerate(ticks)) / n)
     return replace(grid, local_jitter_ms=local * 1000.0)
 
@@ -153,7 +151,7 @@ def fitted_ticks(ticks: Sequence[float],
     return smooth
 
 
-def walk_oracle_errors(grid: Grid, step_ticks: int = CLOCK_PPQN // 4) -> list[float]:
+def walk_oracle_errors(grid: Grid, step_ticks: int = spec.CLOCK_PPQN // 4) -> list[float]:
     """What the clock itself allows: for every 16th, the error of the best guess of where it
     is heard that a follower could make once the 16th's own tick had arrived, for a clock
     whose phase is a random walk (`jack_midi_clock -J`), given the run's true mean interval.
@@ -174,7 +172,7 @@ def walk_oracle_errors(grid: Grid, step_ticks: int = CLOCK_PPQN // 4) -> list[fl
         known = math.fsum(times[k - LOCAL_TICKS: k + 1])
         ahead = LOCAL_TICKS * times[k] + mean_interval * LOCAL_TICKS * (LOCAL_TICKS + 1) / 2
         guess = (known + ahead) / (2 * LOCAL_TICKS + 1)
-        errors.append(guess - grid.time_of(k / CLOCK_PPQN))
+        errors.append(guess - grid.time_of(k / spec.CLOCK_PPQN))
     return errors
 
 
@@ -190,19 +188,19 @@ def _line(ks: Sequence[int], ts: Sequence[float]) -> tuple[float, float]:
 def note_ons(records: Iterable[DumpRecord], rate: int, channels: Iterable[int]) -> list[Note]:
     """Received note_ons (velocity > 0) on `channels`, in dump time."""
     wanted = set(channels)
-    return [Note(r.frame / rate, r.data[0] & 0x0F, r.data[1]) for r in records
-            if len(r.data) == 3 and r.data[0] & 0xF0 == NOTE_ON_STATUS and r.data[2] > 0
-            and r.data[0] & 0x0F in wanted]
+    return [Note(r.frame / rate, r.data[0] & spec.CHANNEL_MASK, r.data[1]) for r in records
+            if len(r.data) == 3 and r.data[0] & spec.STATUS_MASK == spec.NOTE_ON and r.data[2] > 0
+            and r.data[0] & spec.CHANNEL_MASK in wanted]
 
 
 def _note_change(r: DumpRecord, wanted: set[int]) -> tuple[tuple[int, int], bool] | None:
     """((channel, pitch), True for a sounding note_on) for a note message on `wanted`."""
-    if len(r.data) != 3 or r.data[0] & 0x0F not in wanted:
+    if len(r.data) != 3 or r.data[0] & spec.CHANNEL_MASK not in wanted:
         return None
-    kind = r.data[0] & 0xF0
-    if kind not in (NOTE_ON_STATUS, NOTE_OFF_STATUS):
+    kind = r.data[0] & spec.STATUS_MASK
+    if kind not in (spec.NOTE_ON, spec.NOTE_OFF):
         return None
-    return (r.data[0] & 0x0F, r.data[1]), kind == NOTE_ON_STATUS and r.data[2] > 0
+    return (r.data[0] & spec.CHANNEL_MASK, r.data[1]), kind == spec.NOTE_ON and r.data[2] > 0
 
 
 def _count_note(balance: dict[tuple[int, int], int], key: tuple[int, int], on: bool) -> bool:
@@ -242,7 +240,7 @@ def stop_release(records: Sequence[DumpRecord], rate: int,
     stop_frame: int | None = None
     last_off = 0
     for r in records:
-        if stop_frame is None and r.data == (STOP,):
+        if stop_frame is None and r.data == (spec.STOP,):
             stop_frame = r.frame
             balance = defaultdict(int, {k: v for k, v in balance.items() if v > 0})
             sounding = set(balance)
@@ -277,7 +275,7 @@ class Matched:
 
 def match_notes(sent_beats: Sequence[Note], received: Sequence[Note], grid: Grid) -> Matched:
     """Match received notes to sent ones (`Note.t` holding the beat) by key and time."""
-    half_step = grid.tick_s * CLOCK_PPQN / 8.0  # half a 16th
+    half_step = grid.tick_s * spec.CLOCK_PPQN / 8.0  # half a 16th
     by_key: dict[tuple[int, int], list[tuple[float, int]]] = defaultdict(list)
     for i, note in enumerate(sent_beats):
         by_key[(note.channel, note.pitch)].append((grid.time_of(note.t), i))
@@ -321,7 +319,7 @@ def tick_errors(matched: Matched, times: Sequence[float]) -> list[float]:
     """Each matched note on a tick, against `times[tick]`."""
     errors = []
     for arrival, beat in zip(matched.arrivals, matched.beats, strict=True):
-        k = beat * CLOCK_PPQN
+        k = beat * spec.CLOCK_PPQN
         if k != round(k) or not 0 <= k < len(times):
             continue
         errors.append(arrival - times[round(k)])

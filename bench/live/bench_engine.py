@@ -1,30 +1,34 @@
-"""The engine core wired as a live session wires it, for the latency bench to drive on JACK.
+"""A live session opened through `musegen live`'s own front door, for the latency bench to
+drive on JACK.
 
-One process holds the follower, the MIDI input, the generation worker and the dispatcher;
-`Recorder` keeps each note_on's beat, channel and pitch as it goes out, for the analysis to
-match against what the dump received (bridges/midi/bench_analysis.py).
+`BenchEngine.build` makes the arguments `musegen live --backend jack --clock midi` would
+parse to and opens them with `bridges.live.open_live`: the same follower, session, MIDI
+front and ports a user gets. What the bench needs on top comes in as `LiveHooks`: its own
+timebase (JACK's frames or the system clock), where the clock bytes are fed, and a
+`NoteLog` output that keeps each note_on's beat, channel and pitch as it goes out, for the
+analysis to match against what the dump received (bench/live/bench_analysis.py).
 """
 
 from __future__ import annotations
 
-import gc
-import threading
+import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.live.bench_analysis import Note
+from bridges.cli import add_live
+from bridges.live import LiveHooks, Running, open_live
 from bridges.midi import timebase as session_time
 from bridges.midi.input import MidiInput
 from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.output import MidiPortOutput
-from bridges.midi.ports import PortSet, open_ports
+from bridges.midi.ports import PortSet
 from bridges.midi.pump import RT_PRIORITY
 from musegen.checkpoint import load_model
 from musegen.clock import ClockLost, MidiClockFollower, TransportEvent
 from musegen.engine import (
     NOTE_ON,
     Dispatcher,
-    EventQueue,
     GenerationWorker,
     Part,
     PartControls,
@@ -45,19 +49,34 @@ class Recorder:
         self.ons.extend(Note(e.beat, e.channel, e.pitch) for e in events if e.kind == NOTE_ON)
 
 
+class NoteLog:
+    """An Output beside the MIDI port's: each note_on's beat, channel and pitch as sent."""
+
+    def __init__(self) -> None:
+        self.ons: list[Note] = []
+
+    def send(self, events: Sequence[ScheduledEvent], at: float) -> None:
+        self.ons.extend(Note(e.beat, e.channel, e.pitch) for e in events if e.kind == NOTE_ON)
+
+
+# the bench plays with no knob mapping, whatever the user's own live config holds
+NO_CC_MAP = "/nonexistent/musegen-bench/live.json"
+
+
+def live_args(argv: Sequence[str]) -> argparse.Namespace:
+    """`musegen live ARGV` as the command line parses it (its defaults included)."""
+    parser = argparse.ArgumentParser(prog="musegen")
+    add_live(parser.add_subparsers())
+    return parser.parse_args(["live", *argv])
+
+
 @dataclass
 class BenchEngine:
-    """The engine core following the MIDI clock, as a live session wires it."""
+    """A live session following the MIDI clock on JACK, opened as `musegen live` opens it."""
 
-    ports: PortSet
-    follower: MidiClockFollower
-    midi_in: MidiInput
-    worker: GenerationWorker
-    dispatcher: Dispatcher
-    output: Recorder
+    running: Running
+    output: NoteLog
     losses: list[ClockLost] = field(default_factory=list)
-    stop_flag: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
 
     @classmethod
     def build(cls, bpm: float, parts: Sequence[tuple[str, str, PartControls]],
@@ -68,51 +87,60 @@ class BenchEngine:
         under SCHED_FIFO at `rt_priority` when > 0 and allowed."""
         made = [Part(name, load_model(model), controls, seed=i)
                 for i, (name, model, controls) in enumerate(parts)]
-        ports = open_ports("jack")
-        assert ports.input is not None
         # "hold": a stall of the shared machine longer than the loss timeout (4 ticks) must
         # not stop the engine for the rest of the run; losses are counted in the report
-        follower = MidiClockFollower(bpm, on_loss="hold")
-        timebase = (session_time.Timebase() if frames is None
+        timebase = (session_time.Timebase(backend="jack") if frames is None
                     else session_time.Timebase.on_frames(frames))
-        now = timebase.now
-        midi_in = MidiInput(follower, now=now, clock_in_callback=clock_in_callback)
-        ports.input.set_callback(timebase.input_callback(midi_in.callback),
-                                 rt_priority=rt_priority)
-        if not clock_in_callback:
-            midi_in.start()  # the consumer thread feeds the follower instead
-        queue = EventQueue()
-        worker = GenerationWorker(made, follower, queue, now=now)
-        # on JACK's stepping clock the spin can nap: the clock only passes a moment at a
-        # cycle start, and the send has the whole next cycle to get into the ring buffer
-        dispatcher = Dispatcher(follower, queue, latency_ms=latency_ms, now=timebase.send_now,
-                                spin_sleep_s=timebase.spin_sleep_s,
-                                sync=sync)
-        engine = cls(ports, follower, midi_in, worker, dispatcher,
-                     Recorder(MidiPortOutput(ports.output)))
-        follower.add_listener(engine._on_transport)
+        # `latency_ms` is all the bench sends early; the session adds the output path's own
+        # delay (one period on JACK's frames) to what `--latency-ms` asks for
+        extra_ms = latency_ms - timebase.send_latency_ms
+        args = live_args(["--backend", "jack", "--clock", "midi", "--on-clock-loss", "hold",
+                          f"--bpm={float(bpm)!r}", f"--latency-ms={extra_ms!r}",
+                          "--sync", sync, f"--rt-priority={rt_priority}",
+                          "--no-web", "--no-record", f"--config={NO_CC_MAP}"])
+        log = NoteLog()
+        running = open_live(args, LiveHooks(timebase=timebase, parts=made,
+                                            clock_in_callback=clock_in_callback,
+                                            outputs=[log]))
+        if running.midi is None or running.midi.ports.input is None:
+            running.close()
+            raise RuntimeError("the live session opened no MIDI input on JACK")
+        engine = cls(running, log)
+        running.session.add_transport_listener(engine._on_transport)
         return engine
+
+    # -- what the bench reads ------------------------------------------------------------------
+
+    @property
+    def follower(self) -> MidiClockFollower:
+        follower = self.running.session.clock.tick_follower
+        assert follower is not None  # --clock midi
+        return follower
+
+    @property
+    def ports(self) -> PortSet:
+        assert self.running.midi is not None  # checked in build
+        return self.running.midi.ports
+
+    @property
+    def midi_in(self) -> MidiInput:
+        assert self.running.midi is not None and self.running.midi.input is not None
+        return self.running.midi.input
+
+    @property
+    def worker(self) -> GenerationWorker:
+        return self.running.session.worker
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self.running.session.dispatcher
 
     def _on_transport(self, event: TransportEvent) -> None:
         if isinstance(event, ClockLost):
             self.losses.append(event)
 
     def start(self) -> None:
-        self.worker.fill_until(0.0)
-        gc.collect()
-        gc.freeze()  # the collector never walks the models during playback
-        self.worker.start()
-        self.thread = threading.Thread(target=self.dispatcher.run_forever,
-                                       args=(self.output, self.stop_flag),
-                                       name="musegen-dispatch", daemon=True)
-        self.thread.start()
+        self.running.start()
 
     def stop(self) -> None:
-        self.stop_flag.set()
-        if self.thread is not None:
-            self.thread.join(5.0)
-        self.worker.stop()
-        self.midi_in.stop()
-        self.output.inner.all_notes_off()
-        self.ports.close()
-        gc.unfreeze()
+        self.running.close()

@@ -3,7 +3,7 @@
 - `TransportMaster`: `jack_midi_clock` driven by `jack_transport`, what a DAW slaved to
   JACK transport sends. Its -J jitter perturbs each tick interval, so the phase wanders as a
   random walk.
-- `WhiteMaster`: bridges/midi/white_clock.py in its own process, a steady tempo whose
+- `WhiteMaster`: bench/live/white_clock.py in its own process, a steady tempo whose
   ticks each land off their ideal time on their own (white jitter), as a DAW's clock does
   through a USB MIDI interface.
 """
@@ -56,7 +56,7 @@ class TransportMaster:
 
 
 class WhiteMaster:
-    """The white-jitter clock (bridges/midi/white_clock.py) as a child process."""
+    """The white-jitter clock (bench/live/white_clock.py) as a child process."""
 
     def __init__(self, env: Mapping[str, str], server: str, bpm: float, jitter_ms: float,
                  client: str = "musegen-white", seed: int = 0) -> None:

@@ -12,7 +12,7 @@ is fitted to the clock ticks the dump received (beat = tick / 24): a beat is whe
 through the ticks within a beat of it puts it (bench_analysis.py), so jitter added by -J is
 averaged out of the reference. For every note_on the engine sent, the error
 is its arrival time minus its beat's time on that grid; the same for the reference client
-(bridges/midi/reference_client.py), which answers every sixth tick at once and so measures
+(bench/live/reference_client.py), which answers every sixth tick at once and so measures
 the rig's floor in the same run. Reported per side: p50/p99/max of the absolute error and
 the signed mean (in ms), dropped/doubled notes, notes left hanging, and for the engine its
 CPU over the run (% of one core: the process's, less the bench's own threads, its main one
@@ -31,8 +31,8 @@ the received clock"; equal to the main figures on a steady clock, apart from the
 sub-frame fit; on a -J clock they charge the follower with every tick's jitter).
 
 `master="white"` (`musegen bench live --white-jitter-ms N`) swaps jack_midi_clock for
-bridges/midi/white_clock.py: a steady tempo, each tick up to N ms off its line on its own,
-as a DAW's clock through USB MIDI jitters (bridges/midi/clock_masters.py holds both).
+bench/live/white_clock.py: a steady tempo, each tick up to N ms off its line on its own,
+as a DAW's clock through USB MIDI jitters (bench/live/clock_masters.py holds both).
 
 Parts play with humanize 0, so every onset is on a 16th. `jitter_ms` is converted to
 jack_midi_clock's -J percentage (0..20) assuming -J p moves each tick by up to p/2 % of a
@@ -154,7 +154,7 @@ def run_latency_bench(
     as `musegen live` does by default (where allowed; the report's `input_pump` says whether
     it was); 0 under normal scheduling.
     `master`: "jack_midi_clock" (-J from `jitter_pct` or `jitter_ms`: a wandering phase) or
-    "white" (bridges/midi/white_clock.py: each tick up to `jitter_ms` off a steady line)."""
+    "white" (bench/live/white_clock.py: each tick up to `jitter_ms` off a steady line)."""
     missing = missing_tools()
     if missing:
         raise RuntimeError(f"the latency bench needs the JACK tools: {', '.join(missing)}")
@@ -389,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "whichever suits the clock (musegen/engine/dispatch.py)")
     parser.add_argument("--master", choices=("jack_midi_clock", "white"),
                         default="jack_midi_clock",
-                        help="white: bridges/midi/white_clock.py, each tick up to --jitter-ms "
+                        help="white: bench/live/white_clock.py, each tick up to --jitter-ms "
                         "off a steady line")
     parser.add_argument("--rt-priority", type=int, default=RT_PRIORITY,
                         help="the input pump's SCHED_FIFO priority (0: normal scheduling)")

@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from bridges.midi.backends import open_input, open_output
+from musegen.music import midi_spec as spec
 
 logger = logging.getLogger(__name__)
 
-TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
-TICKS_PER_STEP = 6
+TICKS_PER_STEP = spec.CLOCK_PPQN // 4  # a 16th
 REF_CHANNEL = 15
 REF_PITCH = 60
 
@@ -39,8 +39,8 @@ class Responder:
 
     def __init__(self, out: Any, channel: int = REF_CHANNEL, pitch: int = REF_PITCH) -> None:
         self.out = out
-        self.on = [0x90 | channel, pitch, 100]
-        self.off = [0x80 | channel, pitch, 0]
+        self.on = [spec.NOTE_ON | channel, pitch, 100]
+        self.off = [spec.NOTE_OFF | channel, pitch, 0]
         self.tick = -1  # index of the next tick in this run; -1 while stopped
         self.sounding = False
 
@@ -49,7 +49,7 @@ class Responder:
         if len(message) != 1:
             return
         status = message[0]
-        if status == TICK and self.tick >= 0:
+        if status == spec.CLOCK and self.tick >= 0:
             phase = self.tick % TICKS_PER_STEP
             if phase == 0:
                 self.out.send_message(self.on)
@@ -58,9 +58,9 @@ class Responder:
                 self.out.send_message(self.off)
                 self.sounding = False
             self.tick += 1
-        elif status == START:
+        elif status == spec.START:
             self.tick = 0  # the first tick after Start is beat 0
-        elif status == STOP:
+        elif status == spec.STOP:
             self.tick = -1
             if self.sounding:
                 self.out.send_message(self.off)

@@ -38,11 +38,10 @@ from typing import Any
 
 from bridges.midi.backends import open_output
 from bridges.midi.jack_time import JackFrameClock
+from musegen.music import midi_spec as spec
 
 logger = logging.getLogger(__name__)
 
-TICK, START, STOP = 0xF8, 0xFA, 0xFC
-CLOCK_PPQN = 24
 PORT_NAME = "clock out"
 # Start goes out this long before tick 0, as a DAW sends it just ahead of the first clock
 START_LEAD_S = 0.002
@@ -58,7 +57,7 @@ class WhiteClock:
                  now: Callable[[], float] = time.monotonic, send_ahead_s: float = 0.0) -> None:
         """`now`: the clock ticks are timed on; `send_ahead_s`: how long before its time a
         tick is sent (on JACK, one period: a send lands at the start of the next one)."""
-        self.period = 60.0 / (bpm * CLOCK_PPQN)
+        self.period = 60.0 / (bpm * spec.CLOCK_PPQN)
         if not 0.0 <= jitter_s < self.period / 2:
             # wider, and a tick could be sent before the one ahead of it
             raise ValueError(f"jitter must be under half a tick ({self.period * 500:.2f} ms)"
@@ -84,10 +83,10 @@ class WhiteClock:
         self._stop.set()
         self._thread.join(5.0)
         self._thread = None
-        self.out.send_message([STOP])
+        self.out.send_message([spec.STOP])
 
     def _run(self) -> None:
-        self.out.send_message([START])
+        self.out.send_message([spec.START])
         t0 = self.now() + START_LEAD_S
         k = 0
         while True:
@@ -95,7 +94,7 @@ class WhiteClock:
             due = t0 + k * self.period + self.rng.uniform(-self.jitter_s, self.jitter_s)
             if not self._wait_until(due - self.send_ahead_s):
                 return
-            self.out.send_message([TICK])
+            self.out.send_message([spec.CLOCK])
             k += 1
 
 

@@ -33,19 +33,24 @@ from typing import Literal, NamedTuple
 from bridges.midi.pump import ABSOLUTE_TIME
 from bridges.midi.ticker import Ticker
 from musegen.clock import MidiClockFollower
+from musegen.music import midi_spec as spec
 
 logger = logging.getLogger(__name__)
 
 QUEUE_LEN = 4096  # a second of a dense MIDI stream; a stalled consumer drops the oldest
 DRAIN_INTERVAL_S = 0.002
 
-NOTE_OFF_STATUS, NOTE_ON_STATUS, CC_STATUS = 0x80, 0x90, 0xB0
-SONG_POSITION = 0xF2
-CLOCK_BYTES = frozenset((0xF8, 0xFA, 0xFB, 0xFC))  # tick, start, continue, stop
+SONG_POSITION = spec.SONG_POSITION
+CLOCK_BYTES = spec.CLOCK_TRANSPORT  # tick, start, continue, stop
 # Valid messages we have no use for, with their lengths (status -> bytes): counted, dropped.
-UNHANDLED_VOICE = {0xA0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}  # aftertouch, program, pressure, bend
-UNHANDLED_SYSTEM = {0xF1: 2, 0xF3: 2, 0xF6: 1, 0xFE: 1, 0xFF: 1}  # MTC, song select, ...
-UNDEFINED_SYSTEM = frozenset((0xF4, 0xF5, 0xF9, 0xFD))
+_HANDLED_VOICE = (spec.NOTE_OFF, spec.NOTE_ON, spec.CONTROL_CHANGE)
+UNHANDLED_VOICE = {  # aftertouch, program, pressure, bend
+    s: n for s, n in spec.CHANNEL_MESSAGE_LENGTH.items() if s not in _HANDLED_VOICE
+}
+UNHANDLED_SYSTEM = {  # MTC, song select, tune request, active sensing, reset
+    s: n for s, n in spec.SYSTEM_MESSAGE_LENGTH.items()
+    if s not in CLOCK_BYTES and s != SONG_POSITION
+}
 
 COUNTERS = (
     "clock", "note_on", "note_off", "cc",  # accepted
@@ -122,7 +127,7 @@ class MidiInput:
         if n == 1:
             return message[0] in CLOCK_BYTES
         return (n == 3 and message[0] == SONG_POSITION
-                and message[1] < 0x80 and message[2] < 0x80)
+                and message[1] < spec.STATUS_BIT and message[2] < spec.STATUS_BIT)
 
     # -- the consumer -------------------------------------------------------------------------
 
@@ -145,16 +150,16 @@ class MidiInput:
             self.counters[reason] += 1
             return
         status = message[0]
-        if status >= 0xF0:  # a clock message (all other system messages are defects above)
+        if status >= spec.SYSTEM:  # a clock message (all other system messages are defects above)
             self.counters["clock"] += 1
             if self.follower is not None:
                 self.follower.feed(status, t, bytes(message[1:]))
             return
-        kind_bits, channel = status & 0xF0, status & 0x0F
+        kind_bits, channel = status & spec.STATUS_MASK, status & spec.CHANNEL_MASK
         d1, d2 = message[1], message[2]
-        if kind_bits == CC_STATUS:
+        if kind_bits == spec.CONTROL_CHANGE:
             self._deliver(MidiMessage(t, "cc", channel, d1, d2))
-        elif kind_bits == NOTE_ON_STATUS and d2 > 0:
+        elif kind_bits == spec.NOTE_ON and d2 > 0:
             self._deliver(MidiMessage(t, "note_on", channel, d1, d2))
         else:  # 0x80, or a note_on with velocity 0, which MIDI defines as a note_off
             self._deliver(MidiMessage(t, "note_off", channel, d1, 0))
@@ -165,13 +170,13 @@ class MidiInput:
         if not message:
             return "empty"
         status = message[0]
-        if status < 0x80:
+        if status < spec.STATUS_BIT:
             return "data_byte"  # a lone data byte or a running-status fragment
-        if status in (0xF0, 0xF7):
+        if status in (spec.SYSEX_START, spec.SYSEX_END):
             return "sysex"
-        if any(b > 0x7F or b < 0 for b in message[1:]):
+        if any(b > spec.DATA_MASK or b < 0 for b in message[1:]):
             return "bad_data"
-        if status in UNDEFINED_SYSTEM or status > 0xFF:
+        if status in spec.UNDEFINED_SYSTEM or status > spec.RESET:
             return "unknown_status"
         if status in CLOCK_BYTES:
             return None if len(message) == 1 else "wrong_length"
@@ -179,7 +184,7 @@ class MidiInput:
             return None if len(message) == 3 else "wrong_length"
         if status in UNHANDLED_SYSTEM:
             return "unhandled" if len(message) == UNHANDLED_SYSTEM[status] else "wrong_length"
-        kind_bits = status & 0xF0
+        kind_bits = status & spec.STATUS_MASK
         if kind_bits in UNHANDLED_VOICE:
             return "unhandled" if len(message) == UNHANDLED_VOICE[kind_bits] else "wrong_length"
         return None if len(message) == 3 else "wrong_length"  # note off/on, CC

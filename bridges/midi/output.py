@@ -19,12 +19,11 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from musegen.engine import NOTE_ON, ScheduledEvent
+from musegen.music import midi_spec as spec
 
 logger = logging.getLogger(__name__)
 
-NOTE_OFF_STATUS, NOTE_ON_STATUS, CC_STATUS = 0x80, 0x90, 0xB0
-ALL_NOTES_OFF_CC = 123
-KEYS = 16 * 128  # channel * 128 + pitch, as ScheduledEvent.key
+KEYS = spec.NUM_CHANNELS * spec.NUM_NOTES  # channel * 128 + pitch, as ScheduledEvent.key
 
 
 class MessageSink(Protocol):
@@ -42,7 +41,8 @@ class _Route:
         self.sink = sink
         self.buffer = [0, 0, 0]
         self.sounding = bytearray(KEYS)  # note_ons minus note_offs per key, 0..255
-        self.channels = bytearray(16)  # 1 where a note was ever sent: CC 123 goes there
+        # 1 where a note was ever sent: CC 123 goes there
+        self.channels = bytearray(spec.NUM_CHANNELS)
 
 
 class MidiPortOutput:
@@ -67,16 +67,16 @@ class MidiPortOutput:
             key = event.key & (KEYS - 1)
             buf = route.buffer
             if event.kind == NOTE_ON:
-                buf[0] = NOTE_ON_STATUS | (event.channel & 0x0F)
-                buf[2] = (event.velocity & 0x7F) or 1  # velocity 0 would mean note_off
+                buf[0] = spec.NOTE_ON | (event.channel & spec.CHANNEL_MASK)
+                buf[2] = (event.velocity & spec.DATA_MASK) or 1  # velocity 0 would mean note_off
                 route.sounding[key] = min(route.sounding[key] + 1, 255)
-                route.channels[event.channel & 0x0F] = 1
+                route.channels[event.channel & spec.CHANNEL_MASK] = 1
             else:
-                buf[0] = NOTE_OFF_STATUS | (event.channel & 0x0F)
+                buf[0] = spec.NOTE_OFF | (event.channel & spec.CHANNEL_MASK)
                 buf[2] = 0
                 if route.sounding[key]:
                     route.sounding[key] -= 1
-            buf[1] = event.pitch & 0x7F
+            buf[1] = event.pitch & spec.DATA_MASK
             self._write(route, buf)
 
     def all_notes_off(self) -> int:
@@ -87,11 +87,11 @@ class MidiPortOutput:
             for key in range(KEYS):
                 while route.sounding[key]:
                     route.sounding[key] -= 1
-                    channel, pitch = divmod(key, 128)
-                    self._write(route, [NOTE_OFF_STATUS | channel, pitch, 0])
-            for channel in range(16):
+                    channel, pitch = divmod(key, spec.NUM_NOTES)
+                    self._write(route, [spec.NOTE_OFF | channel, pitch, 0])
+            for channel in range(spec.NUM_CHANNELS):
                 if route.channels[channel]:
-                    self._write(route, [CC_STATUS | channel, ALL_NOTES_OFF_CC, 0])
+                    self._write(route, [spec.CONTROL_CHANGE | channel, spec.ALL_NOTES_OFF_CC, 0])
         return self.sent - before
 
     def sounding(self) -> int:

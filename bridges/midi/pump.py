@@ -52,7 +52,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridges.midi.ticker import Ticker
-from musegen.clock.midi_follower import TICK
+from musegen.music.midi_spec import CLOCK
 
 # Passed as the callback's `data`: the event's time is absolute (seconds on `now()`), not
 # rtmidi's delta. MidiInput.callback uses it instead of reading the clock itself.
@@ -126,7 +126,7 @@ class InputPump:
             read = self._now()
             self._offset = min(self._offset, read - self._since_first)
             at = self._offset + self._since_first
-            if message and message[0] == TICK:
+            if message and message[0] == CLOCK:
                 self._note_tick(at, read - at)
             self.callback((message, at), ABSOLUTE_TIME)
             delivered += 1

@@ -89,15 +89,3 @@ def _edit_bar(session: LiveSession, part: str, bar: int, step: int, pitch: int, 
             if window != step and 0 <= window < steps:
                 session.edit_step(part, bar, window, pitch, 0)
     return session.edit_step(part, bar, step, pitch, velocity) is not None
-
-
-def grid_of(rendered: RenderedBar, beats_per_bar: float, lanes: tuple[int, ...]) -> list[list[int]]:
-    """Velocity per lane and step (0: empty); for tests and debugging."""
-    steps = steps_per_bar(beats_per_bar)
-    start = rendered.bar * beats_per_bar
-    cells = [[0] * steps for _ in lanes]
-    for e in rendered.events:
-        if e.kind == NOTE_ON and e.pitch in lanes:
-            cells[lanes.index(e.pitch)][shown_step(e.beat, start, steps)] = e.velocity
-    return cells
-

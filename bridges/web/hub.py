@@ -37,7 +37,7 @@ from musegen.clock.base import (
     SongPosition,
     Start,
     Stop,
-    TempoChange,
+    TempoEvent,
     TransportEvent,
 )
 from musegen.engine.part import Part, RenderedBar
@@ -52,7 +52,7 @@ Fanout = Literal["direct", "queued"]
 FANOUTS: tuple[Fanout, ...] = ("direct", "queued")
 _REASONS: dict[type, StateReason] = {
     Start: "start", Stop: "stop", Continue: "continue", SongPosition: "locate",
-    TempoChange: "tempo", ClockLost: "clock_lost", ClockRegained: "clock_regained",
+    TempoEvent: "tempo", ClockLost: "clock_lost", ClockRegained: "clock_regained",
 }
 
 

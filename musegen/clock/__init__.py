@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from musegen.clock.base import (
     Clock,
+    ClockKind,
     ClockLost,
     ClockRegained,
     Continue,
@@ -15,7 +16,7 @@ from musegen.clock.base import (
     SongPosition,
     Start,
     Stop,
-    TempoChange,
+    TempoEvent,
     TransportEvent,
 )
 from musegen.clock.internal import InternalClock
@@ -24,6 +25,7 @@ from musegen.clock.tempo_fit import TickLineFit
 
 __all__ = [
     "Clock",
+    "ClockKind",
     "ClockLost",
     "ClockRegained",
     "Continue",
@@ -33,7 +35,7 @@ __all__ = [
     "SongPosition",
     "Start",
     "Stop",
-    "TempoChange",
+    "TempoEvent",
     "TickLineFit",
     "TransportEvent",
 ]

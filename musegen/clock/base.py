@@ -16,9 +16,12 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from musegen.music.timing import PPQN
+
+if TYPE_CHECKING:
+    from musegen.clock.midi_follower import MidiClockFollower
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,10 @@ class SongPosition:
 
 
 @dataclass(frozen=True, slots=True)
-class TempoChange:
+class TempoEvent:
+    """The tempo became `bpm` at `t` (seconds); not `musegen.music.score.TempoChange`, which
+    is a tempo-map entry in ticks."""
+
     t: float
     bpm: float
 
@@ -76,7 +82,11 @@ class ClockRegained:
     beat: float
 
 
-TransportEvent = Start | Stop | Continue | SongPosition | TempoChange | ClockLost | ClockRegained
+# Where a clock's time comes from: its own tempo ("internal": the session owns the transport),
+# or the ticks and transport bytes of a MIDI clock master ("midi": a DAW owns it)
+ClockKind = Literal["internal", "midi"]
+
+TransportEvent = Start | Stop | Continue | SongPosition | TempoEvent | ClockLost | ClockRegained
 Listener = Callable[[TransportEvent], None]
 
 # An engine that never drains must not grow memory without bound; the oldest events go.
@@ -121,6 +131,38 @@ class Clock(ABC):
     @abstractmethod
     def time_at(self, beat: float) -> float:
         """Wall time at which `beat` sounds (for scheduling ahead); inf while stopped."""
+
+    @property
+    def kind(self) -> ClockKind:
+        """Where the time comes from (see `ClockKind`): a clock of its own by default."""
+        return "internal"
+
+    @property
+    def owns_transport(self) -> bool:
+        """Whether start, stop, locate and tempo are the session's to command (an external
+        master owns them otherwise)."""
+        return self.kind == "internal"
+
+    @property
+    def tick_follower(self) -> MidiClockFollower | None:
+        """What a MIDI input feeds the clock bytes to, for a clock that follows them; None
+        for a clock that makes its own time."""
+        return None
+
+    @property
+    def may_go_silent(self) -> bool:
+        """Whether the ticks can stop coming (an external clock): then the engine asks
+        `check` while it runs and wakes by `overdue_at`. A clock of its own never does."""
+        return False
+
+    def overdue_at(self) -> float:
+        """When `check` will declare the clock lost if no tick comes first (inf: never, or
+        not armed)."""
+        return math.inf
+
+    def check(self, t: float) -> None:  # noqa: B027 (doing nothing is the default)
+        """Declare the clock lost (a `ClockLost` event) if its ticks went silent by `t`; a
+        clock that cannot go silent does nothing."""
 
     @property
     def steady_phase(self) -> bool:

@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Callable
 
-from musegen.clock.base import Clock, Continue, SongPosition, Start, Stop, TempoChange
+from musegen.clock.base import Clock, Continue, SongPosition, Start, Stop, TempoEvent
 
 MIN_BPM = 1.0
 MAX_BPM = 1000.0
@@ -86,7 +86,7 @@ class InternalClock(Clock):
         bpm = check_bpm(bpm)
         self._anchor(t, self.beat_at(t))
         self._bpm = bpm
-        self._emit(TempoChange(t, bpm))
+        self._emit(TempoEvent(t, bpm))
 
     def locate(self, beat: float, t: float | None = None) -> None:
         """Jump to `beat` (playing continues from there; stopped holds it)."""

@@ -27,21 +27,29 @@ from typing import Literal
 
 from musegen.clock.base import (
     Clock,
+    ClockKind,
     ClockLost,
     ClockRegained,
     Continue,
     SongPosition,
     Start,
     Stop,
-    TempoChange,
+    TempoEvent,
     valid_time,
 )
 from musegen.clock.internal import check_bpm
 from musegen.clock.tempo_fit import TickLineFit
-from musegen.music.timing import CLOCK_PPQN
+from musegen.music.midi_spec import (
+    CLOCK,
+    CLOCK_PPQN,
+    CLOCKS_PER_MIDI_BEAT,
+    CONTINUE,
+    SONG_POSITION,
+    START,
+    STATUS_BIT,
+    STOP,
+)
 
-TICK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
-CLOCKS_PER_MIDI_BEAT = 6  # a song-position "MIDI beat" is a 16th note
 TEMPO_EVENT_MIN_TICKS = 6  # fewer ticks give too noisy a tempo to announce
 ON_TICK_EPS = 1e-6  # ticks: a beat this close to a tick is on it (a 16th is 6.0, not 5.99..)
 
@@ -91,6 +99,18 @@ class MidiClockFollower(Clock):
     @property
     def tempo_bpm(self) -> float:
         return 60.0 / (self._fit.period * CLOCK_PPQN)
+
+    @property
+    def kind(self) -> ClockKind:
+        return "midi"
+
+    @property
+    def tick_follower(self) -> MidiClockFollower:
+        return self
+
+    @property
+    def may_go_silent(self) -> bool:
+        return True
 
     @property
     def locked(self) -> bool:
@@ -155,7 +175,7 @@ class MidiClockFollower(Clock):
         """One realtime/common message byte `status` (with its data) that arrived at `t`."""
         if not valid_time(t):
             self.malformed += 1
-        elif status == TICK:
+        elif status == CLOCK:
             self._tick(t)
         elif status == START:
             self._start(t)
@@ -250,7 +270,7 @@ class MidiClockFollower(Clock):
         bpm = self.tempo_bpm
         if abs(bpm - self._reported_bpm) > self.tempo_event_threshold * self._reported_bpm:
             self._reported_bpm = bpm
-            self._emit(TempoChange(t, bpm))
+            self._emit(TempoEvent(t, bpm))
 
     # -- transport ----------------------------------------------------------------------------
 
@@ -276,7 +296,7 @@ class MidiClockFollower(Clock):
         self._emit(Stop(t, self._position))
 
     def _song_position(self, t: float, data: bytes) -> None:
-        if len(data) != 2 or data[0] >= 0x80 or data[1] >= 0x80:
+        if len(data) != 2 or data[0] >= STATUS_BIT or data[1] >= STATUS_BIT:
             self.malformed += 1
             return
         midi_beats = data[0] | (data[1] << 7)

@@ -26,7 +26,7 @@ variance was 1.5 for that stamping in simulation, at most 1.3 for white jitter o
 estimate plus a period, pulled towards each reading by the gain q and r give (1 for a pure
 walk: the tick itself; small for white jitter: an average over many ticks).
 
-Where is the beat? A listener (and the latency bench, see bridges/midi/bench_analysis.py)
+Where is the beat? A listener (and the latency bench, see bench/live/bench_analysis.py)
 hears it where the ticks within a beat either side of it (`BEAT_HALF`) average. Knowing the
 ticks so far, the best guess of that average is the mean of the known ones as they came and,
 for those still to come, the filtered newest tick plus whole periods (a walk is as likely to

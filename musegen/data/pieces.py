@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musegen.data.splits import Split
-from musegen.music.genres import Part
+from musegen.music.genres import PartName
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class Piece:
     id: str
     path: Path
     dataset: str
-    part: Part
+    part: PartName
     raw_genre: str
     genre: str
     split: Split

@@ -27,7 +27,7 @@ from musegen.data.loading import iter_scores
 from musegen.data.pieces import Piece
 from musegen.data.readers import read_pieces
 from musegen.music.controls import DensityControl
-from musegen.music.genres import Part
+from musegen.music.genres import PartName
 from musegen.music.tokenizer import Codec, codec_for_part
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ class Window:
 @dataclass
 class PreparedDataset:
     root: str
-    part: Part
+    part: PartName
     tokenizer: dict[str, Any]
     pieces: list[PieceRecord]
     tokens: npt.NDArray[np.int32]
@@ -106,7 +106,7 @@ class PreparedDataset:
 
 def prepare(
     root: str | os.PathLike[str],
-    part: Part | None = None,
+    part: PartName | None = None,
     labels: str | os.PathLike[str] | None = None,
     codec: Codec | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -131,7 +131,7 @@ def prepare(
 
 def _build(
     root: str | os.PathLike[str],
-    part: Part,
+    part: PartName,
     codec: Codec,
     pieces: Sequence[Piece],
     progress: bool,
@@ -168,7 +168,7 @@ def _build(
 
 def _cache_key(
     root: str | os.PathLike[str],
-    part: Part,
+    part: PartName,
     labels: str | os.PathLike[str] | None,
     codec: Codec,
     pieces: Sequence[Piece],

@@ -22,7 +22,7 @@ from typing import Final
 
 from musegen.data.pieces import LoadReport, Piece, PieceList
 from musegen.data.splits import hash_split, parse_split, split_for
-from musegen.music.genres import Part, unify_genre
+from musegen.music.genres import PartName, unify_genre
 from musegen.music.midi_io import load_score
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def _piece(
     dataset: str,
     key: str,
     path: Path,
-    part: Part,
+    part: PartName,
     raw_genre: str,
     official_split: str | None = None,
     tracks: tuple[str, ...] | None = None,
@@ -201,7 +201,7 @@ def _labels_by_file(root: Path, labels: Path) -> dict[str, Row]:
     return {_rel_key(row[column]): row for row in rows if column and row[column]}
 
 
-def guess_part(path: Path) -> Part:
+def guess_part(path: Path) -> PartName:
     """drums when every note of the file is on channel 10, else melody."""
     try:
         score = load_score(path)
@@ -210,14 +210,14 @@ def guess_part(path: Path) -> Part:
     return "drums" if all(n.is_drum for n in score.notes) else "melody"
 
 
-def _label_part(row: Row) -> Part | None:
+def _label_part(row: Row) -> PartName | None:
     label = row.get("part", "").lower()
     if label == "drums":
         return "drums"
     return "melody" if label == "melody" else None
 
 
-def _folder_piece(root: Path, dataset: str, path: Path, row: Row, part: Part | None) -> Piece:
+def _folder_piece(root: Path, dataset: str, path: Path, row: Row, part: PartName | None) -> Piece:
     key = path.relative_to(root).as_posix()
     chosen = part or _label_part(row) or guess_part(path)
     piece_id = f"{dataset}:{key}"
@@ -233,7 +233,7 @@ def _folder_piece(root: Path, dataset: str, path: Path, row: Row, part: Part | N
 
 
 def read_folder(
-    root: Path, report: LoadReport, part: Part | None = None, labels: Path | None = None
+    root: Path, report: LoadReport, part: PartName | None = None, labels: Path | None = None
 ) -> list[Piece]:
     """Every .mid/.midi file under root (recursive), labelled from an optional CSV.
 
@@ -257,7 +257,7 @@ def read_folder(
 
 def read_pieces(
     root: str | os.PathLike[str],
-    part: Part | None = None,
+    part: PartName | None = None,
     labels: str | os.PathLike[str] | None = None,
     report: LoadReport | None = None,
 ) -> PieceList:

@@ -17,7 +17,7 @@ Core only: no MIDI, audio or network imports; bridges implement `Output`.
 from __future__ import annotations
 
 from musegen.engine.cc_map import CCBinding, CCMap
-from musegen.engine.dispatch import SYNCS, Batch, Dispatcher, StopFlag, Sync
+from musegen.engine.dispatch import SYNCS, Batch, Dispatcher, EventWaiter, StopFlag, Sync, Waiter
 from musegen.engine.events import NOTE_OFF, NOTE_ON, Output, ScheduledEvent
 from musegen.engine.part import Part, PartControls, RenderedBar, shape_onset
 from musegen.engine.player import Accompaniment, CallAndResponse, PlayerTracker
@@ -38,6 +38,7 @@ __all__ = [
     "Dispatcher",
     "EngineError",
     "EventQueue",
+    "EventWaiter",
     "GenerationWorker",
     "LiveSession",
     "Output",
@@ -51,5 +52,6 @@ __all__ = [
     "SessionState",
     "StopFlag",
     "Sync",
+    "Waiter",
     "shape_onset",
 ]

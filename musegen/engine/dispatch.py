@@ -24,11 +24,12 @@ send yet.
 Real time: `run_forever` sleeps until shortly (`spin_s`) before the next moment, in naps of a
 quarter of the time left or `max_sleep_s` (a transport event, or a push before the queue's
 head, wakes it at once), spins the rest with `sleep(0)` (yielding the GIL to the generation
-thread), then sends. The loop does no logging and allocates only the small lists of a batch.
-The caller's job before starting it: load models and build the parts, then `gc.freeze()`, so
-the collector never walks the model and torch objects during playback; and lower
-`sys.setswitchinterval` (0.5 ms, say), since a generation thread busy in Python otherwise
-holds the GIL for up to the default 5 ms.
+thread), then sends. The naps go through a `Waiter`: `EventWaiter` in real time; a test on
+simulated time injects one whose `wait` moves its clock on. The loop does no logging and
+allocates only the small lists of a batch. The caller's job before starting it: load models
+and build the parts, then `gc.freeze()`, so the collector never walks the model and torch
+objects during playback; and lower `sys.setswitchinterval` (0.5 ms, say), since a generation
+thread busy in Python otherwise holds the GIL for up to the default 5 ms.
 """
 
 from __future__ import annotations
@@ -86,6 +87,40 @@ class StopFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
+class Waiter(Protocol):
+    """How the dispatch loop naps and is woken (the input thread, a clock listener and the
+    queue call `wake`, from any thread)."""
+
+    def wait(self, seconds: float) -> None:
+        """Nap up to `seconds`; a `wake` meanwhile may cut it short."""
+
+    def wake(self) -> None:
+        """Something changed (a transport event, a tick, an earlier push): stop napping."""
+
+    def woken(self) -> bool:
+        """Whether a `wake` came since the last nap or the last `woken` (and forget it)."""
+
+
+class EventWaiter:
+    """Real time: a nap is a wait on an Event that `wake` sets, so it ends at once."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def wait(self, seconds: float) -> None:
+        self._event.wait(seconds)
+        self._event.clear()  # a wake after this is seen next round (its cause is queued)
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def woken(self) -> bool:
+        if not self._event.is_set():
+            return False
+        self._event.clear()
+        return True
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -95,6 +130,7 @@ class Dispatcher:
         latency_ms: float = 0.0,
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        waiter: Waiter | None = None,
         spin_s: float = 0.001,
         spin_sleep_s: float = 0.0,
         max_sleep_s: float = 0.005,
@@ -114,17 +150,17 @@ class Dispatcher:
         self.max_late_s = 0.0  # the worst lateness run_forever saw when sending
         self.tick_synced = 0  # batches run_forever sent due on their ticks' arrival
         self._now = now
-        self._sleep = sleep
+        self._sleep = sleep  # the last stretch's spin (`spin_sleep_s`)
         self._sounding: dict[int, ScheduledEvent] = {}  # key -> its sounding note_on
         self._inbox: deque[TransportEvent] = deque(maxlen=INBOX_LEN)
-        # set by a transport event: a Start must not wait out the nap in progress (the
+        # woken by a transport event: a Start must not wait out the nap in progress (the
         # first step's notes are due on the very tick that starts the song)
-        self._wake = threading.Event()
+        self._waiter: Waiter = EventWaiter() if waiter is None else waiter
         # held while selecting and sending a moment: the input thread sends too (`send_due`)
         self._send_lock = threading.Lock()
         self._output: Output | None = None  # run_forever's, while it runs
         clock.add_listener(self._listener)
-        queue.on_earlier_head = self._wake.set
+        queue.on_earlier_head = self._waiter.wake
         # Tick-anchored: an event is due a fraction of a tick after its tick *arrives* (see
         # `due_time`), so each tick must wake the nap
         if sync not in SYNCS:
@@ -137,24 +173,20 @@ class Dispatcher:
         """A tick came in (on the input thread): send what it made due, wake the loop."""
         if self._output is not None and self.anchored:
             self.send_due()
-        self._wake.set()
+        self._waiter.wake()
 
     def _listener(self, event: TransportEvent) -> None:
         self._inbox.append(event)
-        self._wake.set()
+        self._waiter.wake()
 
     def _nap(self, seconds: float) -> None:
-        if self._sleep is time.sleep:  # real time: cut short by a transport event
-            self._wake.wait(seconds)
-            self._wake.clear()  # an event after this is in the inbox, seen next round
-        else:  # an injected clock's sleep (tests)
-            self._sleep(seconds)
+        self._waiter.wait(seconds)  # cut short by a transport event, a tick or a push
 
     def close(self) -> None:
         self.clock.remove_listener(self._listener)
         if self.clock.on_tick == self._on_tick:
             self.clock.on_tick = None
-        if self.queue.on_earlier_head == self._wake.set:
+        if self.queue.on_earlier_head == self._waiter.wake:
             self.queue.on_earlier_head = None
 
     @property
@@ -251,7 +283,7 @@ class Dispatcher:
             offs = self.all_notes_off(event.beat)
             self.queue.relocate(event.beat)
             return offs
-        return []  # TempoChange, ClockRegained: due_time asks the clock afresh anyway
+        return []  # TempoEvent, ClockRegained: due_time asks the clock afresh anyway
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -298,8 +330,8 @@ class Dispatcher:
                 continue
             while now() < due:
                 sleep(spin_sleep)
-                if self.sync != "line" and self._wake.is_set():  # a tick came in: due now?
-                    self._wake.clear()  # (anything else that set it is seen next turn)
+                if self.sync != "line" and self._waiter.woken():  # a tick came in: due now?
+                    # (anything else that woke it is seen next turn)
                     due = min(due, self.next_due())
             self.send_due()
 

@@ -24,12 +24,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from musegen.clock import Clock, TempoChange, TransportEvent
+from musegen.clock import Clock, TempoEvent, TransportEvent
 from musegen.engine.events import NOTE_ON, ScheduledEvent
+from musegen.music.midi_spec import CHANNEL_MASK
+from musegen.music.midi_spec import NOTE_OFF as NOTE_OFF_STATUS
+from musegen.music.midi_spec import NOTE_ON as NOTE_ON_STATUS
 from musegen.music.timing import PPQN
 
 END_OF_TRACK = b"\x00\xff\x2f\x00"
-NOTE_ON_STATUS, NOTE_OFF_STATUS = 0x90, 0x80
 
 Raw = tuple[float, int, int, int]  # (seconds, status byte, data1, data2)
 
@@ -75,11 +77,11 @@ class SessionRecorder:
             self._out.append((at, status, e.pitch, e.velocity))
 
     def note_in(self, t: float, channel: int, pitch: int, velocity: int) -> None:
-        status = (NOTE_ON_STATUS if velocity > 0 else NOTE_OFF_STATUS) | (channel & 0x0F)
+        status = (NOTE_ON_STATUS if velocity > 0 else NOTE_OFF_STATUS) | (channel & CHANNEL_MASK)
         self._in.append((t, status, pitch & 0x7F, velocity & 0x7F))
 
     def _on_transport(self, event: TransportEvent) -> None:
-        if isinstance(event, TempoChange):
+        if isinstance(event, TempoEvent):
             self._tempo_in.append((event.t, event.bpm))
 
     # -- writing ------------------------------------------------------------------------------

@@ -26,9 +26,9 @@ from typing import Any
 import torch
 
 from musegen.checkpoint import LoadedModel, ModelMeta, load_model
-from musegen.clock import Clock, InternalClock, Listener, MidiClockFollower
+from musegen.clock import Clock, InternalClock, Listener
 from musegen.engine.cc_map import CCMap
-from musegen.engine.dispatch import Dispatcher, Sync
+from musegen.engine.dispatch import Dispatcher, Sync, Waiter
 from musegen.engine.events import Output, ScheduledEvent
 from musegen.engine.part import Part, PartControls, RenderedBar
 from musegen.engine.player import Accompaniment, CallAndResponse, PlayerTracker
@@ -98,6 +98,7 @@ class LiveSession:
         cc_map: CCMap | None = None,
         now: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        waiter: Waiter | None = None,
         send_now: Callable[[], float] | None = None,
         sync: Sync = "line",
         spin_sleep_s: float = 0.0,
@@ -109,7 +110,7 @@ class LiveSession:
         # `send_now`: the dispatcher's own reading of `now`, if the output needs one
         self.dispatcher = Dispatcher(clock, self.queue, latency_ms=latency_ms,
                                      now=send_now or now,
-                                     sleep=sleep, sync=sync,
+                                     sleep=sleep, waiter=waiter, sync=sync,
                                      spin_sleep_s=spin_sleep_s)
         self.parts: dict[str, Part] = {p.name: p for p in parts}
         self.recorder = recorder
@@ -123,7 +124,7 @@ class LiveSession:
         self._dispatch_thread: threading.Thread | None = None
         if recorder is not None:
             self._fanout.outputs.append(recorder)
-        if isinstance(clock, MidiClockFollower):  # notice a DAW clock that went silent
+        if clock.may_go_silent:  # notice a DAW clock that went silent
             self.worker.poll_hooks.append(self._check_clock)
             self.worker.deadline_hooks.append(clock.overdue_at)
 
@@ -175,7 +176,6 @@ class LiveSession:
         self.worker.poll_hooks.append(self.accompaniment.poll)
 
     def _check_clock(self, beat: float) -> None:
-        assert isinstance(self.clock, MidiClockFollower)
         self.clock.check(self._now())
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -286,7 +286,7 @@ class LiveSession:
     # -- transport (internal clock only: a DAW owns its own) ----------------------------------
 
     def _internal(self) -> InternalClock:
-        if not isinstance(self.clock, InternalClock):
+        if not self.clock.owns_transport or not isinstance(self.clock, InternalClock):
             raise EngineError("the transport follows the DAW's MIDI clock: start, stop and "
                               "tempo come from there")
         return self.clock
@@ -350,7 +350,7 @@ class LiveSession:
             for p in self.parts.values())
         return SessionState(t, self.clock.playing, self.clock.tempo_bpm,
                             beat if math.isfinite(beat) else 0.0, self.worker.beats_per_bar,
-                            "internal" if isinstance(self.clock, InternalClock) else "midi",
+                            self.clock.kind,
                             parts, wall)
 
 

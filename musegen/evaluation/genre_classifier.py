@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from musegen.music.drum_map import NUM_DRUM_CLASSES, drum_class
-from musegen.music.genres import Part
+from musegen.music.genres import PartName
 from musegen.music.score import Score
 from musegen.music.timing import FOUR_FOUR, PPQN
 
@@ -36,7 +36,7 @@ _BAR_TICKS = FOUR_FOUR.ticks_per_bar
 _MAX_INTERVAL = 12
 
 
-def features(score: Score, part: Part, bars: int) -> FloatArray:
+def features(score: Score, part: PartName, bars: int) -> FloatArray:
     """The feature vector of a decoded window of `bars` bars."""
     return drum_features(score, bars) if part == "drums" else melody_features(score, bars)
 

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from musegen.music.drum_map import DRUM_CLASSES, NUM_DRUM_CLASSES, drum_class
-from musegen.music.genres import Part
+from musegen.music.genres import PartName
 from musegen.music.score import Score
 from musegen.music.timing import FOUR_FOUR, PPQN
 
@@ -60,7 +60,7 @@ def melody_roll(score: Score, bars: int) -> tuple[npt.NDArray[np.float64], int]:
 
 
 def plot_piano_rolls(
-    rolls: Mapping[str, Score], part: Part, bars: int, path: str | Path
+    rolls: Mapping[str, Score], part: PartName, bars: int, path: str | Path
 ) -> Path:
     """One subplot per genre of the given decoded bars."""
     plt = _pyplot()

@@ -18,7 +18,7 @@ from musegen.checkpoint import LoadedModel
 from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
 from musegen.generation.sampling import SamplingConfig, TokenSampler, steering_strength
 from musegen.generation.steering import DensitySteering
-from musegen.music.drum_tokens import BAR, BOS, EOS
+from musegen.music.special_tokens import BAR, BOS, EOS
 from musegen.music.tokenizer import DrumCodec, PerformanceCodec
 from musegen.runtime import stepper_for
 

@@ -18,8 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from musegen.music.drum_map import NUM_DRUM_CLASSES
-from musegen.music.drum_tokens import BAR, EOS, DrumTokenizer
+from musegen.music.drum_tokens import DrumTokenizer
 from musegen.music.performance import PerformanceTokenizer, TokenKind
+from musegen.music.special_tokens import BAR, EOS
 from musegen.music.timing import FOUR_FOUR, TimeSignature
 
 Mask = npt.NDArray[np.bool_]

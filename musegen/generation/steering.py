@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from musegen.generation.grammar import DrumGrammar, Grammar, PerformanceGrammar
-from musegen.music.drum_tokens import BAR
+from musegen.music.special_tokens import BAR
 
 Logits = npt.NDArray[np.floating[Any]]
 

@@ -11,7 +11,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from musegen.music.genres import Part, genres_for, unify_genre
+from musegen.music.genres import PartName, genres_for, unify_genre
 from musegen.music.score import Score
 from musegen.music.timing import FOUR_FOUR
 
@@ -37,7 +37,7 @@ class DensityControl:
     counts for the bar it lands on.
     """
 
-    part: Part
+    part: PartName
     edges: tuple[float, ...]
     minimum: float = 0.0
     maximum: float = 64.0
@@ -45,7 +45,7 @@ class DensityControl:
     name: str = "density"
 
     @classmethod
-    def for_part(cls, part: Part) -> DensityControl:
+    def for_part(cls, part: PartName) -> DensityControl:
         if part == "drums":
             return cls(part, DRUM_DENSITY_EDGES, 0.0, 64.0, grid_ticks=120)  # 16th grid
         return cls(part, MELODY_DENSITY_EDGES, 0.0, 32.0, grid_ticks=40)  # 1/12 quarter
@@ -90,12 +90,12 @@ class DensityControl:
 class GenreControl:
     """Genre: one label of the model family's unified set (see musegen.music.genres)."""
 
-    part: Part
+    part: PartName
     labels: tuple[str, ...]
     name: str = "genre"
 
     @classmethod
-    def for_part(cls, part: Part, labels: Sequence[str] | None = None) -> GenreControl:
+    def for_part(cls, part: PartName, labels: Sequence[str] | None = None) -> GenreControl:
         return cls(part, tuple(labels) if labels is not None else genres_for(part))
 
     def extract(self, raw_label: str | None) -> str:

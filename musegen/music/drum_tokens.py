@@ -33,10 +33,10 @@ from musegen.music.drums import (
     step_ticks,
 )
 from musegen.music.score import Score, TempoChange
+from musegen.music.special_tokens import BAR, BOS, EOS, NUM_SPECIAL, PAD, SPECIAL_NAMES
 from musegen.music.timing import FOUR_FOUR, bpm_to_us
 
-PAD, BOS, EOS, BAR = 0, 1, 2, 3
-SPECIAL_NAMES = ("PAD", "BOS", "EOS", "BAR")
+__all__ = ["BAR", "BOS", "EOS", "PAD", "DrumTokenizer", "DrumTokenizerConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ class DrumTokenizer:
     def __init__(self, config: DrumTokenizerConfig | None = None) -> None:
         self.config = config or DrumTokenizerConfig()
         c = self.config
-        self.step_range = range(len(SPECIAL_NAMES), len(SPECIAL_NAMES) + c.max_steps_per_bar)
+        self.step_range = range(NUM_SPECIAL, NUM_SPECIAL + c.max_steps_per_bar)
         hits = NUM_DRUM_CLASSES * c.velocity_bins
         self.hit_range = range(self.step_range.stop, self.step_range.stop + hits)
         self.offset_range = range(self.hit_range.stop, self.hit_range.stop + c.offset_bins)
@@ -108,7 +108,7 @@ class DrumTokenizer:
         return ids[index]
 
     def token_name(self, token: int) -> str:
-        if 0 <= token < len(SPECIAL_NAMES):
+        if 0 <= token < NUM_SPECIAL:
             return SPECIAL_NAMES[token]
         if token in self.step_range:
             return f"STEP_{token - self.step_range.start}"
@@ -180,7 +180,7 @@ class DrumTokenizer:
                 continue
             if token == BAR:
                 bars.append([])
-            elif bars and len(SPECIAL_NAMES) <= token < self.vocab_size:
+            elif bars and NUM_SPECIAL <= token < self.vocab_size:
                 bars[-1].append(token)
             else:  # BOS inside the sequence, an id outside the vocabulary, or no BAR yet
                 dropped += 1

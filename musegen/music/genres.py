@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-Part = Literal["drums", "melody"]
+PartName = Literal["drums", "melody"]
 
 DRUM_GENRES: Final = (
     "rock", "funk", "jazz", "latin", "hiphop", "pop", "country", "reggae", "blues", "other",
@@ -55,11 +55,11 @@ _MELODY_MAP: Final = {
 }
 
 
-def genres_for(part: Part) -> tuple[str, ...]:
+def genres_for(part: PartName) -> tuple[str, ...]:
     return DRUM_GENRES if part == "drums" else MELODY_GENRES
 
 
-def unify_genre(raw: str | None, part: Part) -> str:
+def unify_genre(raw: str | None, part: PartName) -> str:
     """Map a dataset's raw label (e.g. 'funk/groove1', 'Funk / Soul') to the family's label set."""
     if not raw:
         return "other"

@@ -43,13 +43,9 @@ from enum import StrEnum
 from typing import Any, Final
 
 from musegen.music.score import MeterChange, Note, Score
+from musegen.music.special_tokens import BAR, BOS, EOS, NUM_SPECIAL, SPECIAL_NAMES
 from musegen.music.timing import FOUR_FOUR, PPQN, TimeSignature
 
-PAD: Final = 0
-BOS: Final = 1
-EOS: Final = 2
-BAR: Final = 3
-NUM_SPECIAL: Final = 4
 CONFIG_KIND: Final = "performance"
 CONFIG_VERSION: Final = 1
 DEFAULT_VELOCITY: Final = 64  # for note-ons that come before any VELOCITY token
@@ -74,6 +70,8 @@ class TokenKind(StrEnum):
 
 
 _SPECIAL_KINDS: Final = tuple(TokenKind)[:NUM_SPECIAL]  # PAD, BOS, EOS, BAR by id
+if tuple(map(str, _SPECIAL_KINDS)) != SPECIAL_NAMES:  # pragma: no cover - a layout bug
+    raise AssertionError("TokenKind must start with the shared special tokens, by id")
 
 
 @dataclass(frozen=True, slots=True)

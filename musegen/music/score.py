@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from musegen.music.midi_spec import DRUM_CHANNEL as DRUM_CHANNEL  # re-exported
 from musegen.music.timing import DEFAULT_TEMPO_US, FOUR_FOUR, PPQN, TimeSignature
 
-DRUM_CHANNEL = 9  # MIDI channel 10, counted from zero
 _C = TypeVar("_C", "TempoChange", "MeterChange")
 
 

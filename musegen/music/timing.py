@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from musegen.music.midi_spec import CLOCK_PPQN as CLOCK_PPQN  # re-exported
+
 PPQN = 480
-CLOCK_PPQN = 24
 TICKS_PER_CLOCK = PPQN // CLOCK_PPQN
 DEFAULT_TEMPO_US = 500_000  # 120 BPM, the MIDI file default
 

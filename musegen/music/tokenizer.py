@@ -14,7 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from musegen.music.drum_tokens import DrumTokenizer, DrumTokenizerConfig
 from musegen.music.drums import encode_drums
-from musegen.music.genres import Part
+from musegen.music.genres import PartName
 from musegen.music.performance import PerformanceConfig, PerformanceTokenizer
 from musegen.music.score import Score, TempoChange
 from musegen.music.timing import bpm_to_us
@@ -26,7 +26,7 @@ _T = TypeVar("_T", DrumTokenizer, PerformanceTokenizer)
 class Codec(Protocol):
     """Score <-> token ids for one part, bar by bar."""
 
-    part: Part
+    part: PartName
 
     @property
     def vocab_size(self) -> int: ...
@@ -41,7 +41,7 @@ class Codec(Protocol):
 class _TokenizerCodec(Generic[_T]):
     """What both codecs share: the tokenizer they wrap, its vocabulary and config."""
 
-    part: Part
+    part: PartName
 
     def __init__(self, tokenizer: _T) -> None:
         self.tokenizer: _T = tokenizer
@@ -55,7 +55,7 @@ class _TokenizerCodec(Generic[_T]):
 
 
 class DrumCodec(_TokenizerCodec[DrumTokenizer]):
-    part: Part = "drums"
+    part: PartName = "drums"
 
     def __init__(self, config: DrumTokenizerConfig | None = None) -> None:
         super().__init__(DrumTokenizer(config or DrumTokenizerConfig()))
@@ -69,7 +69,7 @@ class DrumCodec(_TokenizerCodec[DrumTokenizer]):
 
 
 class PerformanceCodec(_TokenizerCodec[PerformanceTokenizer]):
-    part: Part = "melody"
+    part: PartName = "melody"
 
     def __init__(self, config: PerformanceConfig | None = None) -> None:
         super().__init__(PerformanceTokenizer(config or PerformanceConfig()))
@@ -83,7 +83,7 @@ class PerformanceCodec(_TokenizerCodec[PerformanceTokenizer]):
         return score
 
 
-def codec_for_part(part: Part) -> Codec:
+def codec_for_part(part: PartName) -> Codec:
     return DrumCodec() if part == "drums" else PerformanceCodec()
 
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from musegen.music.genres import Part
+from musegen.music.genres import PartName
 
 
 @dataclass
 class TrainConfig:
     name: str
-    part: Part
+    part: PartName
     family: str
     preset: str = "small"
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the preset

@@ -16,7 +16,7 @@ import torch
 
 from musegen.data.prepared import PreparedDataset
 from musegen.music.controls import DensityControl, GenreControl
-from musegen.music.drum_tokens import BOS, PAD
+from musegen.music.special_tokens import BOS, PAD
 
 IntArray = npt.NDArray[np.int64]
 

@@ -29,7 +29,7 @@ from musegen.checkpoint import ModelMeta, save_model
 from musegen.data.prepared import PreparedDataset, prepare
 from musegen.models import Generator, GeneratorConfig, build_generator, preset
 from musegen.music.controls import DensityControl, GenreControl
-from musegen.music.drum_tokens import PAD
+from musegen.music.special_tokens import PAD
 from musegen.music.tokenizer import Codec, codec_for_part
 from musegen.training.config import TrainConfig
 from musegen.training.examples import ExampleSet, build_examples, collate
