@@ -62,6 +62,9 @@ class LiveHooks:
     # clock bytes fed to the follower in the input port's callback (else on the consumer)
     clock_in_callback: bool = True
     outputs: Sequence[Output] = ()  # more outputs, after the MIDI port's
+    # the one-line reports of what opened (the command prints them; a bench logs them, so
+    # that its own output stays one JSON document)
+    say: Callable[[str], None] = print
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Running:
     timebase: Timebase
     closers: list[Callable[[], None]] = field(default_factory=list)
     midi: MidiFront | None = None  # the MIDI ports, when there are
+    say: Callable[[str], None] = print  # LiveHooks.say
 
     def start(self) -> None:
         """Start the engine; on an internal clock, play (a DAW's clock starts with the DAW)."""
@@ -117,7 +121,7 @@ def open_live(args: argparse.Namespace, hooks: LiveHooks | None = None) -> Runni
             timebase.close()
         raise
     # the timebase is closed last: the session runs on it
-    running = Running(session, timebase, [timebase.close] if owned else [])
+    running = Running(session, timebase, [timebase.close] if owned else [], say=hooks.say)
     try:
         start_midi(args, running, hooks.clock_in_callback)
         for output in hooks.outputs:
@@ -198,7 +202,7 @@ def start_midi(args: argparse.Namespace, running: Running,
     timebase = running.timebase
     rest = "internal clock only" if args.no_web else "internal clock and the web page"
     if args.backend == "none":
-        print(f"musegen: no MIDI (--backend none): {rest}")
+        running.say(f"musegen: no MIDI (--backend none): {rest}")
         return
     from bridges.midi_front import MidiUnavailable, open_midi_front
 
@@ -208,11 +212,11 @@ def start_midi(args: argparse.Namespace, running: Running,
     except MidiUnavailable as exc:
         if args.clock == "midi" or args.backend != "auto":
             raise LiveError(f"MIDI unavailable: {exc}") from None
-        print(f"musegen: no MIDI system here ({exc}): {rest}")
+        running.say(f"musegen: no MIDI system here ({exc}): {rest}")
         return
     running.closers.append(front.close)
     running.midi = front
-    print(f"musegen: MIDI {front.describe()}; timing on {timebase.name}")
+    running.say(f"musegen: MIDI {front.describe()}; timing on {timebase.name}")
 
 
 def start_web(args: argparse.Namespace, running: Running) -> None:
@@ -225,7 +229,7 @@ def start_web(args: argparse.Namespace, running: Running) -> None:
     except (OSError, ValueError) as exc:
         raise LiveError(f"web page: {exc}") from None
     running.closers.append(handle.stop)
-    print(f"musegen: web page at {handle.url}")
+    running.say(f"musegen: web page at {handle.url}")
 
 
 def learn(session: LiveSession, config: Path) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import mido
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +46,8 @@ def test_impossible_requests_are_one_line_errors(tmp_path: Path) -> None:
         assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
-def test_open_live_is_the_front_door_a_bench_can_hook_into() -> None:
+def test_open_live_is_the_front_door_a_bench_can_hook_into(
+        capsys: pytest.CaptureFixture[str]) -> None:
     """`open_live` opens what `musegen live` would, up to the engine's start; a caller adds
     outputs and its own timebase (left open for it), and `start` plays an internal clock."""
     import argparse
@@ -75,7 +77,12 @@ def test_open_live_is_the_front_door_a_bench_can_hook_into() -> None:
             closed.append(True)
 
     log = Log()
-    running = open_live(args, LiveHooks(timebase=OwnTimebase(), outputs=[log]))
+    said: list[str] = []
+    running = open_live(args, LiveHooks(timebase=OwnTimebase(), outputs=[log],
+                                        say=said.append))
+    # what opened is reported to the hook, not printed: a bench's stdout stays its own
+    assert said == ["musegen: no MIDI (--backend none): internal clock only"]
+    assert capsys.readouterr().out == ""
     try:
         assert running.midi is None and running.session.clock.kind == "internal"
         assert not running.session.clock.playing

@@ -12,6 +12,7 @@ analysis to match against what the dump received (bench/live/bench_analysis.py).
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +36,8 @@ from musegen.engine import (
     ScheduledEvent,
     Sync,
 )
+
+_log = logging.getLogger(__name__)
 
 
 class Recorder:
@@ -101,7 +104,7 @@ class BenchEngine:
         log = NoteLog()
         running = open_live(args, LiveHooks(timebase=timebase, parts=made,
                                             clock_in_callback=clock_in_callback,
-                                            outputs=[log]))
+                                            outputs=[log], say=_log.info))
         if running.midi is None or running.midi.ports.input is None:
             running.close()
             raise RuntimeError("the live session opened no MIDI input on JACK")
