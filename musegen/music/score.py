@@ -129,10 +129,6 @@ class Score:
             list(notes), list(self.tempos), list(self.meters), self.track_names, self.source
         )
 
-    def tracks_named(self, *names: str) -> list[int]:
-        wanted = {n.lower() for n in names}
-        return [i for i, name in enumerate(self.track_names) if name.strip().lower() in wanted]
-
 
 def _onset(note: Note) -> int:
     return note.start

@@ -52,7 +52,3 @@ def rescale_ticks(ticks: int, from_ppqn: int, to_ppqn: int = PPQN) -> int:
 
 def bpm_to_us(bpm: float) -> int:
     return round(60_000_000 / bpm)
-
-
-def us_to_bpm(us_per_quarter: int) -> float:
-    return 60_000_000 / us_per_quarter
