@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from musegen.cli.errors import UserError
-from musegen.generation.sampling import DEFAULT_GUIDANCE, DEFAULT_STEERING
+from musegen.cli.models import add_sampling_options
 
 
 def add_eval(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,12 +31,7 @@ def add_eval(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    "latin,hiphop; melody pop,jazz,folk; those with data)")
     p.add_argument("--max-windows", type=int, default=1000,
                    help="most windows for the NLL and per split for the classifier")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--density-steering", type=float, default=None,
-                   help="density steering strength (0: the model alone; default: the "
-                   f"model's, from its card, else {DEFAULT_STEERING})")
-    p.add_argument("--genre-guidance", type=float, default=DEFAULT_GUIDANCE,
-                   help=f"genre guidance weight (0: off; default {DEFAULT_GUIDANCE})")
+    add_sampling_options(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: bar-by-bar generation is latency-bound; "

@@ -72,18 +72,23 @@ def run_models(args: argparse.Namespace) -> int:
 DEFAULT_DENSITY = {"drums": 16.0, "melody": 8.0}
 
 
-def add_generate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = commands.add_parser("generate", help="write a MIDI file from a model")
-    p.add_argument("--model", required=True, help="shipped model name or model folder")
-    p.add_argument("--genre", help="one of the model's genres (default: its first)")
-    p.add_argument("--density", type=float,
-                   help="target note onsets per 4/4 bar (drums: all hits)")
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    """--temperature, --density-steering and --genre-guidance, as generate and eval take them."""
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--density-steering", type=float, default=None,
                    help="density steering strength (0: the model alone; default: the "
                    f"model's, from its card, else {DEFAULT_STEERING})")
     p.add_argument("--genre-guidance", type=float, default=DEFAULT_GUIDANCE,
                    help=f"genre guidance weight (0: off; default {DEFAULT_GUIDANCE})")
+
+
+def add_generate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser("generate", help="write a MIDI file from a model")
+    p.add_argument("--model", required=True, help="shipped model name or model folder")
+    p.add_argument("--genre", help="one of the model's genres (default: its first)")
+    p.add_argument("--density", type=float,
+                   help="target note onsets per 4/4 bar (drums: all hits)")
+    add_sampling_options(p)
     p.add_argument("--top-k", type=int, default=0)
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--bars", type=int, default=8)

@@ -179,9 +179,6 @@ class Dispatcher:
         self._inbox.append(event)
         self._waiter.wake()
 
-    def _nap(self, seconds: float) -> None:
-        self._waiter.wait(seconds)  # cut short by a transport event, a tick or a push
-
     def close(self) -> None:
         self.clock.remove_listener(self._listener)
         if self.clock.on_tick == self._on_tick:
@@ -316,17 +313,18 @@ class Dispatcher:
 
     def _run(self, output: Output, stop_flag: StopFlag) -> None:
         now, sleep, spin_sleep = self._now, self._sleep, self.spin_sleep_s
+        nap = self._waiter.wait  # cut short by a transport event, a tick or a push
         while not stop_flag.is_set():
             if self._inbox:
                 with self._send_lock:
                     self._send_transport(output)
             due = self.next_due()
             if due == math.inf and self._awaiting_first_tick():
-                self._nap(FIRST_TICK_POLL_S)
+                nap(FIRST_TICK_POLL_S)
                 continue
             ahead = due - now()
             if ahead - self.spin_s > MIN_SLEEP_S:
-                self._nap(self._nap_length(ahead))
+                nap(self._nap_length(ahead))
                 continue
             while now() < due:
                 sleep(spin_sleep)
