@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bench.live.bench_analysis import hanging_notes, note_ons, run_ticks
-from bench.live.bench_engine import Recorder
+from bench.live.bench_engine import NoteLog
 from bench.rig.jack_tools import DumpRecord, JackServer, control
 from bridges.midi import (
     IN_NAME,
@@ -66,6 +66,18 @@ def ports(jack: JackServer) -> Iterator[PortSet]:
         yield opened
     finally:
         opened.close()
+
+
+class Recorder(NoteLog):
+    """The engine's Output here: MIDI out, and each note_on's beat, channel and pitch."""
+
+    def __init__(self, inner: MidiPortOutput) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def send(self, events: Sequence[ScheduledEvent], at: float) -> None:
+        self.inner.send(events, at)
+        super().send(events, at)
 
 
 def port_named(jack: JackServer, name: str) -> str:
@@ -478,7 +490,7 @@ def test_engine_follows_jack_midi_clock_end_to_end(jack: JackServer, jack_tool: 
     queue = EventQueue()
     worker = GenerationWorker([part], follower, queue)
     dispatcher = Dispatcher(follower, queue)
-    out = Recorder(MidiPortOutput(ports.output))
+    out = Recorder(MidiPortOutput(ports.output))  # what went out, for the dump to match
 
     transport = jack_tool.transport()
     transport.master()  # jack_transport sets the tempo; jack_midi_clock follows it live

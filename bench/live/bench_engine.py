@@ -22,7 +22,6 @@ from bridges.live import LiveHooks, Running, open_live
 from bridges.midi import timebase as session_time
 from bridges.midi.input import MidiInput
 from bridges.midi.jack_time import JackFrameClock
-from bridges.midi.output import MidiPortOutput
 from bridges.midi.ports import PortSet
 from bridges.midi.pump import RT_PRIORITY
 from musegen.checkpoint import load_model
@@ -38,18 +37,6 @@ from musegen.engine import (
 )
 
 _log = logging.getLogger(__name__)
-
-
-class Recorder:
-    """The engine's Output: MIDI out, remembering each note_on's beat, channel and pitch."""
-
-    def __init__(self, inner: MidiPortOutput) -> None:
-        self.inner = inner
-        self.ons: list[Note] = []
-
-    def send(self, events: Sequence[ScheduledEvent], at: float) -> None:
-        self.inner.send(events, at)
-        self.ons.extend(Note(e.beat, e.channel, e.pitch) for e in events if e.kind == NOTE_ON)
 
 
 class NoteLog:
