@@ -11,6 +11,10 @@ const TICK_MS = 25;
 const LOOKAHEAD_S = 0.15;
 const KEPT_RECORDS = 4000;
 const STILL_PLAYABLE_S = 0.05;
+// the perf -> context offset follows a new reading by this share per tick (25 ms), so a
+// 10 ms step of the output timestamp moves booked notes by at most 0.5 ms per tick
+const OFFSET_SLEW = 0.05;
+const OFFSET_JUMP_S = 0.05;
 
 export class Scheduler {
   constructor(timeline, audio, midi) {
@@ -22,6 +26,7 @@ export class Scheduler {
     this.scheduled = []; // what was booked: for the page's debug hook and tests
     this.late = 0;
     this.timer = null;
+    this.offset = null; // context seconds minus performance seconds (see updateOffset)
   }
 
   start() {
@@ -36,19 +41,32 @@ export class Scheduler {
     this.booked.clear();
   }
 
-  // Our performance seconds -> AudioContext seconds, as heard at the output.
-  contextTime(perf) {
+  // Our performance seconds -> AudioContext seconds, as heard at the output: one offset for
+  // every booking, measured once per tick and slewed towards each new reading, because
+  // getOutputTimestamp moves in steps of an audio callback and a fresh reading per note
+  // would shift notes of one groove by those steps against each other. A jump too large to
+  // be such a step (the context resumed, the device changed) is taken at once.
+  updateOffset() {
     const ctx = this.audio.ctx;
     const ts = ctx.getOutputTimestamp ? ctx.getOutputTimestamp() : null;
-    if (ts && ts.contextTime > 0 && ts.performanceTime > 0) {
-      return ts.contextTime + (perf - ts.performanceTime / 1000);
+    const measured = ts && ts.contextTime > 0 && ts.performanceTime > 0
+      ? ts.contextTime - ts.performanceTime / 1000
+      : ctx.currentTime - nowSeconds();
+    if (this.offset === null || Math.abs(measured - this.offset) > OFFSET_JUMP_S) {
+      this.offset = measured;
+    } else {
+      this.offset += (measured - this.offset) * OFFSET_SLEW;
     }
-    return ctx.currentTime + (perf - nowSeconds());
+  }
+
+  contextTime(perf) {
+    return perf + this.offset;
   }
 
   tick() {
     const tl = this.timeline;
     if (!tl.playing || tl.connection.offset === null) return;
+    this.updateOffset();
     const now = nowSeconds();
     const from = tl.beatAt(now - 0.05);
     const to = tl.beatAt(now + LOOKAHEAD_S);
