@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from musegen import __version__
+from musegen.cli.audio import add_audio, add_render
 from musegen.cli.errors import UserError
 from musegen.cli.eval import add_eval
 from musegen.cli.models import add_generate, add_models, add_ship, add_train
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_models(commands)
     add_eval(commands)
     add_ship(commands)
+    add_audio(commands)
+    add_render(commands)
     _add_paths(commands)
     return parser
 
