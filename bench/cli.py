@@ -36,6 +36,9 @@ def _add_models_options(p: argparse.ArgumentParser) -> None:
                        help="timed steps per model (default: bench.steps.BENCH_STEPS, 2000)")
     group.add_argument("--bars", type=int, default=8,
                        help="bars generated for the real-time factor")
+    group.add_argument("--synth", action="append",
+                       help="neural synth name or folder (default: all shipped, unless "
+                       "--model is given)")
 
 
 def _add_live_options(p: argparse.ArgumentParser) -> None:
@@ -68,16 +71,25 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def _run_models(args: argparse.Namespace) -> int:
     from bench.steps import BENCH_STEPS, run_bench
+    from bench.synth import synth_rows
+    from musegen.synth.checkpoint import SynthNotFound
 
     try:
         report = run_bench(args.model, args.steps or BENCH_STEPS, args.bars)
-    except FileNotFoundError as exc:
+        synths = [] if args.model and not args.synth else args.synth
+        report["models"] += synth_rows(synths, args.steps or BENCH_STEPS)
+    except (FileNotFoundError, SynthNotFound) as exc:
         raise UserError(str(exc)) from None
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{'model':22} {'family':12} {'p50 ms':>8} {'p99 ms':>8} {'x real time':>12}")
     for r in report["models"]:
+        if r["kind"] == "audio":
+            print(f"{r['name']:22} {'synth, block':12} {r['block_ms_p50']:8.3f} "
+                  f"{r['block_ms_p99']:8.3f} {r['realtime_factor']:12.1f}  (8 voices; Pi 4 "
+                  f"estimate x{r['pi4_estimate']['realtime_factor']})")
+            continue
         print(f"{r['name']:22} {r['family']:12} {r['step_ms_p50']:8.3f} {r['step_ms_p99']:8.3f} "
               f"{r['realtime_factor']:12.1f}")
     if base := report["lstm_baseline"]:

@@ -210,7 +210,8 @@ def model_row(loaded: LoadedModel, steps: int, bars: int) -> dict[str, Any]:
     latency = step_latency(loaded, fast, steps)
     torch_latency = step_latency(loaded, reference, steps)
     row: dict[str, Any] = {
-        "name": loaded.meta.name, "family": loaded.family, "part": loaded.meta.part,
+        "name": loaded.meta.name, "kind": "notes", "family": loaded.family,
+        "part": loaded.meta.part,
         "params": loaded.model.num_parameters(), "runtime": fast.runtime,
         "step_ms_p50": round(latency["p50"], 4), "step_ms_p99": round(latency["p99"], 4),
         "torch_step_ms_p50": round(torch_latency["p50"], 4),

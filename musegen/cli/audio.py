@@ -29,6 +29,8 @@ def add_audio(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     ev = sub.add_parser("eval", help="quality on the held-out notes against two baselines")
     _common(ev)
     ev.add_argument("--synth", default=DEFAULT_SYNTH, help="synth name or folder")
+    ev.add_argument("--save", action="store_true", help="store the figures in the synth's "
+                    "synth.json and rewrite its card.md")
     ev.set_defaults(handler=_run_eval)
 
 
@@ -109,7 +111,9 @@ def _run_train(args: argparse.Namespace) -> int:
     net, figures = train(notes, PRESETS[args.preset], tc, progress=not args.no_progress)
     out = Path(args.out)
     meta = SynthMeta(out.name, PRESETS[args.preset], tuple(i.name for i in INSTRUMENTS),
-                     metrics=figures, training={"steps": tc.steps, "batch": tc.batch,
+                     metrics=figures, training={"params": sum(p.numel() for p in
+                                                             net.parameters()),
+                                                "steps": tc.steps, "batch": tc.batch,
                                                 "lr": tc.lr, "seed": tc.seed,
                                                 "preset": args.preset})
     save_synth(out, net, meta)
@@ -118,10 +122,19 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    from musegen.synth.card import synth_card
+    from musegen.synth.checkpoint import resolve_synth, save_synth
     from musegen.synth.quality import evaluate
 
-    net, _ = load_synth_or_fail(args.synth)
-    table = evaluate(net, _notes(args))
+    net, meta = load_synth_or_fail(args.synth)
+    notes = _notes(args)
+    table = evaluate(net, notes)
+    if args.save:
+        folder = resolve_synth(args.synth)
+        meta.metrics["quality"] = table
+        meta.metrics["held_out_notes"] = int(notes.held_out.sum())
+        save_synth(folder, net, meta)
+        (folder / "card.md").write_text(synth_card(meta))
     if args.json:
         print(json.dumps(table, indent=2))
         return 0

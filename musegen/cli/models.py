@@ -63,7 +63,9 @@ def run_models(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         print(f"{r['name']:20} {r['version']:7} {r['family']:12} {r['part']:7} "
-              f"{r['params'] or '?':>9} params  genres: {', '.join(r['genres'])}")
+              f"{r['params'] or '?':>9} params  "
+              + (f"genres: {', '.join(r['genres'])}" if r["genres"] else
+                 f"instruments: {', '.join(r.get('instruments', []))}"))
     if not rows:
         print("no shipped models", file=sys.stderr)
     return 0

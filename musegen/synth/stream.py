@@ -3,8 +3,8 @@
 The streaming state is explicit, as for the note models: per layer a ring of the last
 `dilation` layer inputs of every voice slot (WaveNet's conv queues), the previous frame's
 wavetable and noise gains (what the next block crossfades from), and each voice's sample
-count (its phase). A step computes one frame of every active voice: one matrix product per
-layer over the voices, then one block of samples each.
+count (its phase). A step computes one frame of every active voice (one compiled call over
+the voices, musegen.synth.kernels), then one block of samples each.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from musegen.synth import dsp
-from musegen.synth.kernels import synth_block
+from musegen.synth.kernels import conv_stack, synth_block
 from musegen.synth.model import SynthNet
 from musegen.synth.spec import BLOCK, SAMPLE_RATE
 
@@ -22,70 +22,61 @@ def _np(t: object) -> np.ndarray:
 
 
 class CompiledSynth:
-    """The weights of a SynthNet as numpy matrices laid out for a step."""
+    """The weights of a SynthNet laid out for `kernels.conv_stack`: [out, in] matrices
+    stacked per layer; the dilated conv's two taps side by side (past, now)."""
 
     def __init__(self, net: SynthNet) -> None:
         cfg = net.config
         self.config = cfg
         self.embeddings = _np(net.timbre.weight)  # [I, E]
         self.tuning = _np(net.tuning)  # [I, 128] cents
-        self.w_in, self.b_in = _np(net.inp.weight).T.copy(), _np(net.inp.bias)
-        # folded for few calls per layer: [past, now] @ w_gate (the two taps of the dilated
-        # conv), g @ [skip | residual], and every layer's conditioning in one product
-        self.layers = []
-        for conv, res, sk in zip(net.dilated, net.residual, net.skip, strict=True):
-            w = _np(conv.weight)  # [2C, C, 2]: tap 0 reads `dilation` frames back
-            w_gate = np.concatenate([w[:, :, 0].T, w[:, :, 1].T], axis=0)  # [2C_in, 2C]
-            w_out = np.concatenate([_np(sk.weight).T, _np(res.weight).T], axis=1)  # [C, S + C]
-            b_out = np.concatenate([_np(sk.bias), _np(res.bias)])
-            self.layers.append((w_gate, _np(conv.bias), w_out, b_out))
-        self.w_cond = np.concatenate([_np(lc.weight).T for lc in net.cond], axis=1)  # [cond, L*2C]
-        self.w_h1, self.b_h1 = _np(net.head1.weight).T.copy(), _np(net.head1.bias)
-        self.w_h2, self.b_h2 = _np(net.head2.weight).T.copy(), _np(net.head2.bias)
+        self.w_in, self.b_in = _np(net.inp.weight), _np(net.inp.bias)  # [C, F]
+        convs = [_np(conv.weight) for conv in net.dilated]  # [2C, C, 2]: tap 0 is the past
+        self.w_gate = np.stack([np.concatenate([w[:, :, 0], w[:, :, 1]], axis=1)
+                                for w in convs])  # [L, 2C, 2C]
+        self.b_gate = np.stack([_np(conv.bias) for conv in net.dilated])  # [L, 2C]
+        self.w_cond = np.stack([_np(lc.weight) for lc in net.cond])  # [L, 2C, F]
+        self.w_out = np.stack([np.concatenate([_np(sk.weight), _np(res.weight)])
+                               for sk, res in zip(net.skip, net.residual, strict=True)])
+        self.b_out = np.stack([np.concatenate([_np(sk.bias), _np(res.bias)])
+                               for sk, res in zip(net.skip, net.residual, strict=True)])
+        self.w_h1, self.b_h1 = _np(net.head1.weight), _np(net.head1.bias)
+        self.w_h2, self.b_h2 = _np(net.head2.weight), _np(net.head2.bias)
+        self.dilations = np.array(cfg.dilations, np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.dilations)[:-1]]).astype(np.int64)
         self.bands = dsp.noise_bands(cfg.noise_bands)
         self.k = np.arange(1, cfg.harmonics + 1, dtype=np.float64)
 
 
 class SynthStream:
-    """Streaming state for `slots` voices; `step` renders one block of the active ones."""
+    """Streaming state for `slots` voices: the conv queues of every slot, the previous
+    frame's wavetable and noise gains; `controls` + `synthesize` make one block."""
 
     def __init__(self, synth: CompiledSynth, slots: int) -> None:
         cfg = synth.config
         self.synth = synth
         self.slots = slots
-        self.queues = [np.zeros((slots, d, cfg.channels), np.float32) for d in cfg.dilations]
+        # every layer's ring of past inputs, per slot: [slots, sum(dilations), C]
+        self.queue = np.zeros((slots, int(synth.dilations.sum()), cfg.channels), np.float32)
         self.prev_table = np.zeros((slots, dsp.TABLE + 1), np.float32)
         self.prev_noise = np.zeros((slots, cfg.noise_bands), np.float32)
         self.frame = 0  # blocks stepped: the queues' ring position
         self.alpha = dsp.fade_in()
-        self._n = np.arange(BLOCK, dtype=np.float64)
 
     def reset(self, slot: int) -> None:
         """Silence before a new note's first frame, as the offline path's zero padding."""
-        for q in self.queues:
-            q[slot] = 0.0
+        self.queue[slot] = 0.0
         self.prev_table[slot] = 0.0
         self.prev_noise[slot] = 0.0
 
     def controls(self, active: np.ndarray, cond: np.ndarray) -> np.ndarray:
-        """One frame of the conv stack: cond [k, E + NOTE_FEATURES] -> raw outputs [k, O]."""
+        """One frame of the conv stack: cond [k, NOTE_FEATURES + E] -> raw outputs [k, O]."""
         s = self.synth
-        c, sc = s.config.channels, s.config.skip_channels
-        h = cond @ s.w_in + s.b_in  # [k, C]
-        conds = cond @ s.w_cond  # [k, L * 2C]: each layer's own conditioning
-        skip = np.zeros((len(active), sc), np.float32)
-        for i, ((w_gate, b, w_out, b_out), q, d) in enumerate(zip(
-                s.layers, self.queues, s.config.dilations, strict=True)):
-            ring = self.frame % d
-            taps = np.concatenate([q[active, ring], h], axis=1)  # [k, 2C]: d frames ago, now
-            q[active, ring] = h
-            z = taps @ w_gate + b + conds[:, 2 * c * i : 2 * c * (i + 1)]  # [k, 2C]
-            g = np.tanh(z[:, :c]) * (1.0 / (1.0 + np.exp(-z[:, c:])))
-            out = g @ w_out + b_out  # [k, S + C]
-            skip += out[:, :sc]
-            h = h + out[:, sc:]
-        hidden = np.maximum(np.maximum(skip, 0.0) @ s.w_h1 + s.b_h1, 0.0)
-        return np.asarray(hidden @ s.w_h2 + s.b_h2, dtype=np.float32)
+        out = np.empty((len(active), s.config.outputs), np.float32)
+        conv_stack(np.ascontiguousarray(cond, np.float32), active.astype(np.int64), self.frame,
+                   self.queue, s.offsets, s.dilations, s.w_in, s.b_in, s.w_gate, s.b_gate,
+                   s.w_cond, s.w_out, s.b_out, s.w_h1, s.b_h1, s.w_h2, s.b_h2, out)
+        return out
 
     def split(self, raw: np.ndarray, f0: np.ndarray, fade: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:

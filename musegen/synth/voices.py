@@ -52,13 +52,14 @@ class _Event:
 
 class _Voice:
     __slots__ = ("channel", "delay", "drum", "f0", "frame", "gate", "instrument", "key",
-                 "kill", "pitch", "start", "velocity")
+                 "kill", "noise_start", "pitch", "start", "velocity")
 
     def __init__(self) -> None:
         self.key = -1  # channel * 128 + pitch while the slot sounds, else -1
         self.channel = self.pitch = self.velocity = self.instrument = 0
         self.drum = False
         self.f0 = 0.0  # Hz, as the instrument (or the morph's blend) is tuned
+        self.noise_start = 0  # where it reads the noise loop
         self.frame = 0  # frames rendered
         self.gate = HELD_FOREVER  # frames the key is held (set by its note_off)
         self.start = 0  # output sample of frame 0
@@ -135,19 +136,27 @@ class PolySynth:
 
     def _render_voices(self, active: np.ndarray, out: np.ndarray) -> None:
         voices = [self.voices[i] for i in active]
-        cond = np.empty((len(voices), self._embedding_size + NOTE_FEATURES), np.float32)
-        f0 = np.empty(len(voices), np.float64)
-        fade = np.ones(len(voices), np.float32)
-        for row, v in enumerate(voices):
-            cond[row, :NOTE_FEATURES] = _features(v)  # the model's order: note, then timbre
-            cond[row, NOTE_FEATURES:] = (self.synth.embeddings[v.instrument] if v.drum
-                                         else self.morph_embedding)
-            f0[row] = v.f0
-            fade[row] = _fade(v)
+        k = len(voices)
+        frames = np.fromiter((v.frame for v in voices), np.float32, k)
+        gates = np.fromiter((v.gate for v in voices), np.float32, k)
+        drum = np.fromiter((v.drum for v in voices), np.bool_, k)
+        kill = np.fromiter((v.kill for v in voices), np.bool_, k)
+        f0 = np.fromiter((v.f0 for v in voices), np.float64, k)
+        cond = np.empty((k, NOTE_FEATURES + self._embedding_size), np.float32)
+        note_features_into(cond, frames, gates,
+                           np.fromiter((v.pitch for v in voices), np.float32, k),
+                           np.fromiter((v.velocity for v in voices), np.float32, k))
+        # the model's order: note features, then the timbre (the kit piece's or the morph's)
+        cond[:, NOTE_FEATURES:] = self.morph_embedding
+        if drum.any():
+            rows = np.flatnonzero(drum)
+            cond[rows, NOTE_FEATURES:] = self.synth.embeddings[[voices[r].instrument
+                                                                 for r in rows]]
+        fade = fades(frames, gates, kill)
         raw = self.stream.controls(active, cond)
         amps, noise = self.stream.split(raw, f0, fade)
-        samples = np.array([v.frame * spec.BLOCK for v in voices], np.int64)
-        starts = np.array([noise_offset(v.pitch) for v in voices], np.int64)
+        samples = frames.astype(np.int64) * spec.BLOCK
+        starts = np.fromiter((v.noise_start for v in voices), np.int64, k)
         audio = self.stream.synthesize(active, amps, noise, f0, samples, starts)
         for row, (slot, v) in enumerate(zip(active, voices, strict=True)):
             d = v.delay
@@ -157,13 +166,10 @@ class PolySynth:
                 self.carry[slot, :d] = audio[row, spec.BLOCK - d :]
             v.frame += 1
             if fade[row] == 0.0:
-                self._free(slot, v)
-
-    def _free(self, slot: int, v: _Voice) -> None:
-        if v.delay:  # the carried tail is silence-bound but still due: play it out
-            self.carry[slot, : v.delay] *= 0.0
-        v.key = -1
-        v.kill = False
+                # a fade reaches silence at the block's end: the `delay` samples it carries
+                # into the next block are the quietest of it, and are dropped with the slot
+                v.key = -1
+                v.kill = False
 
     def _start_pending(self) -> None:
         pending, self._pending = self._pending, []
@@ -188,6 +194,7 @@ class PolySynth:
         v.key, v.channel, v.pitch, v.velocity = key, event.channel, pitch, event.velocity
         v.instrument, v.drum = instrument, drum
         v.f0 = self._tuned_hz(instrument, pitch, drum)
+        v.noise_start = noise_offset(pitch)
         v.frame, v.gate, v.kill = 0, HELD_FOREVER, False
         v.delay = event.sample - self.position if event.sample >= self.position else 0
         v.start = self.position + v.delay
@@ -237,24 +244,22 @@ class PolySynth:
         self.morph_embedding += (target - self.morph_embedding) * self.morph.glide
 
 
-def _features(v: _Voice) -> np.ndarray:
-    t = float(v.frame)
-    released = t >= v.gate
-    out = np.empty(NOTE_FEATURES, np.float32)
-    out[0] = (v.pitch - 60.0) / 24.0
-    out[1] = v.velocity / 127.0
-    out[2] = 0.0 if released else 1.0
-    out[3] = math.log1p(min(t, 256.0)) / AGE_SCALE
-    out[4] = math.log1p(min(t - v.gate + 1, 256.0)) / AGE_SCALE if released else 0.0
-    return out
+def note_features_into(cond: np.ndarray, frames: np.ndarray, gates: np.ndarray,
+                       pitch: np.ndarray, velocity: np.ndarray) -> None:
+    """cond[:, :NOTE_FEATURES] for voices at `frames` held for `gates` frames: the same
+    features as model.note_features gives a whole note."""
+    released = frames >= gates
+    cond[:, 0] = (pitch - 60.0) / 24.0
+    cond[:, 1] = velocity / 127.0
+    cond[:, 2] = ~released
+    cond[:, 3] = np.log1p(np.minimum(frames, 256.0)) / AGE_SCALE
+    since = np.clip(frames - gates + 1, 0.0, 256.0)
+    cond[:, 4] = np.where(released, np.log1p(since) / AGE_SCALE, 0.0)
 
 
-def _fade(v: _Voice) -> float:
-    """1 while the voice plays; down to 0 over its last frames (after the release it was
+def fades(frames: np.ndarray, gates: np.ndarray, kill: np.ndarray) -> np.ndarray:
+    """1 while a voice plays; down to 0 over its last frames (after the release it was
     trained on, or at once when stolen); 0 frees the slot after this block."""
-    if v.kill:
-        return 0.0
-    if v.gate == HELD_FOREVER:
-        return 1.0
-    left = v.gate + RELEASE_FRAMES - v.frame
-    return float(min(max(left, 0), FADE_FRAMES)) / FADE_FRAMES
+    left = np.clip(gates + RELEASE_FRAMES - frames, 0, FADE_FRAMES) / FADE_FRAMES
+    out = np.where(gates >= HELD_FOREVER, 1.0, left)
+    return np.asarray(np.where(kill, 0.0, out), dtype=np.float32)
