@@ -1,7 +1,8 @@
 """The drum machine page in Debian's Chromium (headless, autoplay allowed) against a real
 engine: it connects, books notes on the AudioContext clock, sends step edits and knob
-turns the engine follows, two pages play the same notes at the same moments, a phone can
-use it, and it reconnects by itself. One server and one browser for the module."""
+turns the engine follows, its timbre pad moves the engine's morph and follows it, two pages
+play the same notes at the same moments, a phone can use it, and it reconnects by itself.
+One server and one browser for the module."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -276,3 +278,39 @@ def test_web_midi_output_sends_the_scheduled_notes_with_their_timestamps(
     for status, pitch, _, t in ons:  # sent together: the off is already there, later on
         assert any(c == status & 0x0F and p == pitch and t < off <= t + 2000.0
                    for c, p, off in offs), (status, pitch, t)
+
+
+def test_the_timbre_pad_moves_the_engine_and_follows_it(page: Page, server: WebServer) -> None:
+    session = server.hub.session
+    pad = page.locator("#timbre")
+    box = pad.bounding_box()
+    assert box is not None and box["width"] == pytest.approx(box["height"], abs=1)
+
+    def at(x: float, y: float) -> tuple[float, float]:  # y up, as the morph's
+        return box["x"] + x * box["width"], box["y"] + (1 - y) * box["height"]
+
+    page.mouse.move(*at(0.25, 0.75))
+    page.mouse.down()
+    for i in range(1, 11):  # a drag across the pad, sent as it goes
+        page.mouse.move(*at(0.25 + 0.055 * i, 0.75 - 0.035 * i))
+        time.sleep(0.01)
+    page.mouse.up()
+
+    def morph_is(x: float, y: float) -> bool:
+        got = httpx.get(server.url + "/api/state").json()["morph"]
+        return abs(got["x"] - x) < 0.02 and abs(got["y"] - y) < 0.02
+
+    assert engine_until(lambda: morph_is(0.8, 0.4)), session.morph
+    page.keyboard.press("ArrowRight")  # the pad keeps the focus the drag gave it
+    assert engine_until(lambda: morph_is(0.85, 0.4)), session.morph
+    page.evaluate("document.activeElement.blur()")
+    # another client (here REST) moves it: the dot follows
+    assert httpx.put(server.url + "/api/morph", json={"x": 0.1, "y": 0.9}).status_code == 200
+    wait_until(page, "(m => m.x === 0.1 && m.y === 0.9)(musegenDebug().morph)")
+    dot = page.locator("#timbre .dot").bounding_box()
+    assert dot is not None
+    cx, cy = dot["x"] + dot["width"] / 2, dot["y"] + dot["height"] / 2
+    want_x, want_y = at(0.1, 0.9)
+    assert abs(cx - want_x) < 2 and abs(cy - want_y) < 2, (cx, cy, want_x, want_y)
+    assert pad.get_attribute("aria-valuetext") == "x 0.10, y 0.90"
+    session.set_morph(0.0, 0.0)

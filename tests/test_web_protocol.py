@@ -18,6 +18,7 @@ from bridges.web.protocol import (
     Pattern,
     ProtocolError,
     SetControls,
+    SetMorph,
     Step,
     parse_client,
     server_adapter,
@@ -33,7 +34,8 @@ almost_messages = st.fixed_dictionaries(
     {"type": st.sampled_from(CLIENT_TYPES)},
     optional={"id": json_values, "version": json_values, "part": json_values,
               "bpm": json_values, "step": json_values, "action": json_values,
-              "density": json_values, "client_time": json_values, "extra": json_values})
+              "density": json_values, "client_time": json_values, "x": json_values,
+              "y": json_values, "extra": json_values})
 malformed = st.one_of(
     st.text(max_size=60),
     json_values.map(json.dumps),
@@ -50,6 +52,8 @@ def test_valid_messages_parse_to_their_models() -> None:
     assert controls.density is None
     assert isinstance(parse_client('{"type": "pattern", "part": "d", "action": "vary"}'),
                       Pattern)
+    morph = parse_client('{"type": "morph", "x": 0, "y": 1}')
+    assert isinstance(morph, SetMorph) and (morph.x, morph.y) == (0.0, 1.0)
 
 
 @pytest.mark.parametrize("text, code", [
@@ -61,6 +65,7 @@ def test_valid_messages_parse_to_their_models() -> None:
     ('{"type": "step", "part": "d", "bar": -1, "step": 0, "pitch": 1, "velocity": 1}',
      "invalid"),
     ('{"type": "ping", "client_time": 1, "version": "1"}', "unsupported_version"),
+    ('{"type": "morph", "x": 0.5, "y": Infinity}', "invalid"),
 ])
 def test_malformed_messages_raise_the_right_code(text: str, code: str) -> None:
     with pytest.raises(ProtocolError) as error:

@@ -1,5 +1,6 @@
-"""The REST API on a real server: health, models, state, one-shot generation as JSON and as
-a MIDI file, and schemathesis checking every operation against the served OpenAPI."""
+"""The REST API on a real server: health, models, state, the timbre morph, one-shot
+generation as JSON and as a MIDI file, and schemathesis checking every operation against the
+served OpenAPI."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from bridges.web import WebServer
 from musegen.checkpoint import shipped_models
-from tests.web_helpers import running_server
+from tests.web_helpers import client, greeted, of_type, recv_until, running_server
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,29 @@ def test_state_is_the_engine_anchor(server: WebServer) -> None:
     body = httpx.get(server.url + "/api/state").json()
     assert body["type"] == "state" and body["parts"][0]["name"] == "drums"
     assert body["tempo_bpm"] == server.hub.session.clock.tempo_bpm
+
+
+def test_put_morph_moves_the_timbre_and_every_page_sees_it(server: WebServer) -> None:
+    with client(server) as ws:
+        greeted(ws)
+        response = httpx.put(server.url + "/api/morph", json={"x": 0.6, "y": 0.2})
+        assert response.status_code == 200 and response.json() == {"x": 0.6, "y": 0.2}
+        assert httpx.get(server.url + "/api/state").json()["morph"] == {"x": 0.6, "y": 0.2}
+        assert server.hub.session.morph == (0.6, 0.2)
+        recv_until(ws, of_type("state", reason="morph", morph={"x": 0.6, "y": 0.2}))
+    httpx.put(server.url + "/api/morph", json={"x": 0, "y": 0})
+
+
+@pytest.mark.parametrize("content", [
+    '{"x": 1.5, "y": 0}', '{"x": 0.5}', '{"x": "left", "y": 0}', '{"x": NaN, "y": 0}',
+    '{"x": 0.5, "y": 0.5, "z": 1}', '[0.5, 0.5]', "not json",
+])
+def test_put_morph_refuses_a_bad_position(server: WebServer, content: str) -> None:
+    before = server.hub.session.morph
+    response = httpx.put(server.url + "/api/morph", content=content,
+                         headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and "detail" in response.json()
+    assert server.hub.session.morph == before
 
 
 def test_generate_returns_notes_within_the_bars_asked_for(server: WebServer) -> None:
@@ -85,7 +109,7 @@ def test_a_density_beyond_the_model_is_clamped_and_said(server: WebServer) -> No
 
 def test_the_openapi_document_is_served(server: WebServer) -> None:
     doc = httpx.get(server.url + "/openapi.json").json()
-    assert {"/api/health", "/api/models", "/api/state", "/api/generate",
+    assert {"/api/health", "/api/models", "/api/state", "/api/morph", "/api/generate",
             "/api/generate/midi"} <= set(doc["paths"])
 
 
@@ -94,7 +118,7 @@ def test_every_operation_keeps_to_its_openapi_document(server: WebServer) -> Non
     and not) and checks every response against it: status codes, content types, bodies."""
     schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 5
+    assert len(operations) == 6
     for operation in operations:
 
         @given(case=operation.as_strategy())

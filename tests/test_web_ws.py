@@ -175,6 +175,11 @@ def test_tempo_and_stop_play_go_to_every_client(server: WebServer) -> None:
     ('{"type": "controls", "part": "drums", "genre": "polka"}', "engine"),
     ('{"type": "step", "part": "drums", "bar": 0, "step": 40, "pitch": 36, "velocity": 1}',
      "engine"),
+    ('{"type": "morph", "x": 1.5, "y": 0}', "invalid"),
+    ('{"type": "morph", "x": 0.5}', "invalid"),
+    ('{"type": "morph", "x": "left", "y": 0}', "invalid"),
+    ('{"type": "morph", "x": NaN, "y": 0}', "invalid"),
+    ('{"type": "morph", "x": 0.5, "y": 0.5, "part": "drums"}', "invalid"),
 ])
 def test_a_bad_message_gets_an_error_and_the_connection_stays(server: WebServer, text: str,
                                                               code: str) -> None:
@@ -336,3 +341,40 @@ def test_under_a_daw_clock_the_clients_follow_its_start_and_tempo() -> None:
     finally:
         server.stop()
         session.close()
+
+
+def test_a_morph_move_reaches_the_engine_and_every_client(server: WebServer) -> None:
+    session = server.hub.session
+    with client(server) as a, client(server) as b:
+        _, state = greeted(a)
+        greeted(b)
+        assert state["morph"] == {"x": session.morph[0], "y": session.morph[1]}
+        send(a, type="morph", id="m", x=0.3, y=0.7)
+        ack = recv_until(a, of_type("ack", id="m"))
+        assert ack["of"] == "morph" and ack["detail"] == {"x": 0.3, "y": 0.7}
+        for ws in (a, b):
+            moved = recv_until(ws, of_type("state", reason="morph", morph={"x": 0.3, "y": 0.7}))
+            server_adapter.validate_python(moved)
+        assert session.morph == (0.3, 0.7)
+        send(a, type="morph", id="bad", x=0.3, y=-1)
+        error = recv_until(a, of_type("error", id="bad"))
+        assert error["code"] == "invalid" and error["of"] == "morph" and "y" in error["message"]
+        assert session.morph == (0.3, 0.7), "a refused move moves nothing"
+        send(a, type="morph", id="again", x=0.0, y=0.0)  # the connection still works
+        recv_until(a, of_type("ack", id="again"))
+    assert session.morph == (0.0, 0.0)
+
+
+def test_a_knob_swept_on_the_engine_is_coalesced_and_ends_where_it_stopped(
+        server: WebServer) -> None:
+    session = server.hub.session
+    with client(server) as ws:
+        greeted(ws)
+        for v in range(128):  # a knob sweep, as CC 26 would move it, off the event loop
+            session.set_morph(v / 127, 0.5)
+        seen: list[dict[str, Any]] = []
+        last = recv_until(ws, lambda m: m["type"] == "state" and m["reason"] == "morph"
+                          and m["morph"] == {"x": 1.0, "y": 0.5}, seen=seen)
+        moves = [m for m in seen if m.get("reason") == "morph"] + [last]
+        assert len(moves) < 20, f"{len(moves)} states for one sweep"
+    session.set_morph(0.0, 0.0)

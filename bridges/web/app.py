@@ -9,10 +9,14 @@ when the app starts and unhooks the transport one when it stops.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response, WebSocket
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -65,10 +69,16 @@ def create_app(
             return JSONResponse({"detail": "unknown host"}, status_code=400)
         return await call_next(request)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the input, and a NaN or Infinity in it (Python's JSON
+        # reader takes them) cannot be written back as JSON: that would be a 500, not a 422
+        return JSONResponse({"detail": finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
     if allowed_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(allowed_origins),
-                           allow_methods=["GET", "POST"], allow_headers=["Authorization",
-                                                                         "Content-Type"])
+                           allow_methods=["GET", "POST", "PUT"],
+                           allow_headers=["Authorization", "Content-Type"])
     app.include_router(rest.router(hub, token))
 
     @app.websocket("/ws")
@@ -77,3 +87,14 @@ def create_app(
 
     app.mount("/", StaticFiles(directory=web_dir(), html=True), name="web")
     return app
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinity spelled as a string, so it can be written as JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value

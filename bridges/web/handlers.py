@@ -3,7 +3,7 @@
 Replies go to the asking client only (`ack`, `pong`, `error`); anything that changes what
 everyone sees (controls, transport, tempo, model) is followed by a `state` to all clients,
 so every page and the engine agree. Bars changed by an edit reach everyone through the
-engine's own bar hook.
+engine's own bar hook, a morph move through the hub's morph listener (whoever moved it).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from bridges.web.protocol import (
     Pong,
     ProtocolError,
     SetControls,
+    SetMorph,
     StateReason,
     Step,
     SwapModel,
@@ -88,6 +89,9 @@ async def _apply(message: Any, hub: Hub,
         case Pattern():
             _pattern(hub, message)
             return {"action": message.action}, "controls"
+        case SetMorph():
+            x, y = session.set_morph(message.x, message.y)
+            return {"x": x, "y": y}, None  # the hub's morph listener tells everyone
     return {}, None  # transport: its clock event already told everyone
 
 

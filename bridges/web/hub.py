@@ -13,6 +13,10 @@ has gone costs nothing: its queue and task go with it.
 
 The hub also remembers the bars queued ahead, so a client that connects (or reconnects)
 mid-song gets what is about to sound at once instead of a bar of silence.
+
+A move of the timbre morph (from a page, REST or a knob) reaches every client as a `state`
+with reason "morph". Moves come in bursts (a pad dragged, a knob swept): they are coalesced
+to one state per `MORPH_EVERY_S`, and the last position always goes out.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE = 64  # messages; a bar per part per bar plus a state a second: ~30 s of music
 TICK_S = 1.0  # a state anchor this often keeps browsers on a drifting (DAW-led) clock
 KEPT_BARS = 32  # bars remembered for late joiners, all parts together
+MORPH_EVERY_S = 0.02  # at most one morph state this often (a knob sends hundreds a second)
 Fanout = Literal["direct", "queued"]
 FANOUTS: tuple[Fanout, ...] = ("direct", "queued")
 _REASONS: dict[type, StateReason] = {
@@ -87,6 +92,9 @@ class Hub:
         self._bars: dict[tuple[str, int], RenderedBar] = {}
         self._bars_lock = threading.Lock()
         self._hooked = False
+        self._morph_pending = False  # a morph state is scheduled and has not read the state
+        self._morph_lock = threading.Lock()
+        self._morph_sent = 0.0
 
     # -- life cycle (on the event loop) -------------------------------------------------------
 
@@ -99,10 +107,13 @@ class Hub:
                 for rendered in tuple(part.rendered):
                     self._remember(part.name, rendered)
         self.session.add_transport_listener(self._on_transport)
+        self._morph_pending = False  # one scheduled on a loop that has gone never ran
+        self.session.add_morph_listener(self._on_morph)
         self._tick = asyncio.create_task(self._ticker())
 
     async def stop(self) -> None:
         self.session.clock.remove_listener(self._on_transport)
+        self.session.remove_morph_listener(self._on_morph)
         if self._tick is not None:
             self._tick.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -224,6 +235,29 @@ class Hub:
         if self._loop is None or not self.clients:
             return
         self.broadcast_threadsafe(self.state_text(_REASONS.get(type(event), "tick")))
+
+    def _on_morph(self, x: float, y: float) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with self._morph_lock:
+            if self._morph_pending:
+                return  # the state already scheduled reads the position when it goes out
+            self._morph_pending = True
+        with contextlib.suppress(RuntimeError):  # the loop closed under us: nobody listens
+            loop.call_soon_threadsafe(self._schedule_morph)
+
+    def _schedule_morph(self) -> None:
+        wait = self._morph_sent + MORPH_EVERY_S - time.monotonic()
+        if self._loop is not None:
+            self._loop.call_later(max(0.0, wait), self._send_morph)
+
+    def _send_morph(self) -> None:
+        with self._morph_lock:
+            self._morph_pending = False  # a move from now on schedules another state
+        self._morph_sent = time.monotonic()
+        if self.clients:
+            self.broadcast(self.state_text("morph"))
 
     def state_text(self, reason: StateReason) -> str:
         return encode(session_state(self.session, reason))

@@ -22,6 +22,7 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 # temperature of 1e-300 would stop the engine's generation thread): 0.01 is near-greedy.
 MIN_TEMPERATURE = 0.01
 Temperature = Annotated[float, Field(ge=MIN_TEMPERATURE, le=10.0)]
+Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
 class _Message(BaseModel):
@@ -97,6 +98,14 @@ class Pattern(_Request):
     action: Literal["vary", "generate", "continue"]
 
 
+class SetMorph(_Request):
+    """Move the synth's timbre (x, y in 0..1) now, for the whole session (not a part)."""
+
+    type: Literal["morph"]
+    x: Unit
+    y: Unit
+
+
 class Sync(_Request):
     """Ask again for the state and the bars queued ahead (after a tab woke up, say)."""
 
@@ -104,11 +113,12 @@ class Sync(_Request):
 
 
 ClientMessage = Annotated[
-    Hello | Ping | Transport | Tempo | SetControls | SwapModel | Step | Pattern | Sync,
+    Hello | Ping | Transport | Tempo | SetControls | SwapModel | Step | Pattern | SetMorph
+    | Sync,
     Field(discriminator="type"),
 ]
 CLIENT_TYPES = ("hello", "ping", "transport", "tempo", "controls", "model", "step",
-                "pattern", "sync")
+                "pattern", "morph", "sync")
 _client_adapter: TypeAdapter[Any] = TypeAdapter(ClientMessage)
 
 
@@ -137,6 +147,15 @@ class PartInfo(BaseModel):
     density_range: tuple[float, float]
 
 
+class MorphXY(BaseModel):
+    """The synth's timbre position: (0, 0), (1, 0), (0, 1), (1, 1) are its corner
+    instruments (by default piano, strings, flute, lead)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    x: Unit
+    y: Unit
+
+
 class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     max_message_bytes: int
@@ -156,7 +175,7 @@ class ServerHello(_Message):
 
 
 StateReason = Literal["hello", "sync", "tick", "start", "stop", "continue", "locate", "tempo",
-                      "clock_lost", "clock_regained", "controls", "model"]
+                      "clock_lost", "clock_regained", "controls", "model", "morph"]
 
 
 class State(_Message):
@@ -172,6 +191,7 @@ class State(_Message):
     beats_per_bar: float
     clock: Literal["internal", "midi"]
     parts: list[PartInfo]
+    morph: MorphXY
 
 
 class NoteOut(BaseModel):

@@ -1,5 +1,6 @@
-"""REST next to the websocket: health, the shipped models, the engine state, and one-shot
-generation as JSON notes or as a MIDI file. FastAPI documents all of it at /openapi.json."""
+"""REST next to the websocket: health, the shipped models, the engine state, the timbre morph,
+and one-shot generation as JSON notes or as a MIDI file. FastAPI documents all of it at
+/openapi.json."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import musegen
 from bridges.web.hub import Hub
 from bridges.web.oneshot import OneShot, UnknownModel, midi_bytes
 from bridges.web.oneshot import Request as OneShotRequest
-from bridges.web.protocol import PROTOCOL_VERSION, NoteOut, State, Temperature
+from bridges.web.protocol import PROTOCOL_VERSION, MorphXY, NoteOut, State, Temperature
 from bridges.web.security import token_ok
 from bridges.web.snapshot import session_state
 from musegen.catalogue import models_json
+from musegen.music.controls import ControlError
 from musegen.music.timing import PPQN
 
 
@@ -42,7 +44,8 @@ class ModelInfo(BaseModel):
     family: str
     part: str
     genres: list[str]
-    density_range: list[float]
+    density_range: list[float]  # empty for a synth (part "audio")
+    instruments: list[str] = Field(default_factory=list)  # what a synth plays
     params: int | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
 
@@ -77,6 +80,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ApiError, "description": "missing or wrong token"},
     404: {"model": ApiError, "description": "no such shipped model, or no such genre in it"},
 }
+MORPH_REFUSED: dict[str, Any] = {"model": ApiError, "description": "the engine refused it"}
 MIDI_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"audio/midi": {"schema": {"type": "string", "format": "binary"}}},
           "description": "a standard MIDI file"},
@@ -109,6 +113,15 @@ def router(hub: Hub, token: str | None) -> APIRouter:
     @guarded.get("/state", responses={401: ERRORS[401]})
     def state() -> State:
         return session_state(hub.session, "sync")
+
+    @guarded.put("/morph", responses={401: ERRORS[401], 400: MORPH_REFUSED})
+    def morph(body: MorphXY) -> MorphXY:
+        """Move the synth's timbre now; every page follows (a `state` with reason morph)."""
+        try:
+            x, y = hub.session.set_morph(body.x, body.y)
+        except ControlError as exc:  # the body's own checks make this unlikely, not moot
+            raise HTTPException(400, str(exc)) from None
+        return MorphXY(x=x, y=y)
 
     @guarded.post("/generate", responses=ERRORS)
     def generate(body: GenerateRequest) -> GenerateResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridges.web.protocol import Bar, Controls, NoteOut, PartInfo, State, StateReason
+from bridges.web.protocol import Bar, Controls, MorphXY, NoteOut, PartInfo, State, StateReason
 from musegen.engine.events import NOTE_OFF, NOTE_ON
 from musegen.engine.part import PartControls, RenderedBar
 from musegen.engine.session import LiveSession, SessionState
@@ -23,7 +23,8 @@ def state_message(state: SessionState, reason: StateReason) -> State:
     return State(reason=reason, server_time=state.wall_time, playing=state.playing,
                  tempo_bpm=state.tempo_bpm, beat=state.beat,
                  beats_per_bar=state.beats_per_bar,
-                 clock="midi" if state.clock == "midi" else "internal", parts=parts)
+                 clock="midi" if state.clock == "midi" else "internal", parts=parts,
+                 morph=MorphXY(x=state.morph[0], y=state.morph[1]))
 
 
 def session_state(session: LiveSession, reason: StateReason) -> State:

@@ -24,6 +24,7 @@ from musegen.engine.player import Accompaniment, CallAndResponse, PlayerTracker
 from musegen.engine.queue import EventQueue
 from musegen.engine.recorder import SessionRecorder
 from musegen.engine.session import EngineError, LiveSession, PartState, SessionState
+from musegen.engine.timbre import MorphListener
 from musegen.engine.worker import GenerationWorker
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "EventWaiter",
     "GenerationWorker",
     "LiveSession",
+    "MorphListener",
     "Output",
     "Part",
     "PartControls",

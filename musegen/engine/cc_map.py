@@ -4,6 +4,9 @@ A binding maps (channel, controller) to one control of one part. The 7-bit value
 through that control's own knob mapping (`DensityControl.from_knob`, `GenreControl.from_knob`)
 so a knob sweeps exactly the model's valid range. `arm(part, control)` starts MIDI learn: the
 next CC that arrives is bound to it (replacing any binding of that CC) and `learned` is set.
+
+The timbre morph (`morph_x`, `morph_y`) belongs to the session, not to a part: its bindings
+name the pseudo-part `SYNTH`, whatever part was armed.
 """
 
 from __future__ import annotations
@@ -21,13 +24,18 @@ from musegen.music.controls import ControlError
 
 ANY_CHANNEL = -1
 # Continuous controls and the range a knob sweeps; the rest are switches (value >= 64: on).
-RANGES = {"temperature": (0.1, 2.0), "humanize": (0.0, 1.0), "swing": (0.0, 1.0)}
+RANGES = {"temperature": (0.1, 2.0), "humanize": (0.0, 1.0), "swing": (0.0, 1.0),
+          "morph_x": (0.0, 1.0), "morph_y": (0.0, 1.0)}
 SWITCHES = ("mute", "hold")
 CONTROLS = ("density", "genre", *RANGES, *SWITCHES)
-# Out of the box: CC 20-25 on any channel steer the first part (General Purpose / undefined
-# controller numbers, so they clash with nothing a synth listens to).
+MORPH_CONTROLS = {"morph_x": "x", "morph_y": "y"}  # control -> the axis it moves
+SYNTH = "synth"  # the pseudo-part the session-wide morph controls bind to
+# Out of the box: CC 20-25 on any channel steer the first part, 26-27 move the timbre morph
+# (General Purpose / undefined controller numbers, so they clash with nothing a synth
+# listens to).
 DEFAULT_CCS = {20: "density", 21: "genre", 22: "temperature", 23: "swing", 24: "humanize",
                25: "mute"}
+DEFAULT_MORPH_CCS = {26: "morph_x", 27: "morph_y"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +67,16 @@ class CCMap:
 
     @classmethod
     def defaults(cls, part: str) -> CCMap:
-        return cls([CCBinding(ANY_CHANNEL, cc, part, c) for cc, c in DEFAULT_CCS.items()])
+        return cls([CCBinding(ANY_CHANNEL, cc, part, c) for cc, c in DEFAULT_CCS.items()]
+                   + [CCBinding(ANY_CHANNEL, cc, SYNTH, c) for cc, c in DEFAULT_MORPH_CCS.items()])
 
     def arm(self, part: str, control: str) -> None:
-        """Bind the next CC that arrives to `control` of `part` (MIDI learn)."""
+        """Bind the next CC that arrives to `control` of `part` (MIDI learn); a morph
+        control binds to `SYNTH` whatever `part` says."""
         if control not in CONTROLS:
             raise ControlError(f"cannot map {control!r}; mappable: {', '.join(CONTROLS)}")
+        if control in MORPH_CONTROLS:
+            part = SYNTH
         with self._lock:
             self._armed = (part, control)
             self.learned.clear()

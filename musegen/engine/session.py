@@ -6,6 +6,7 @@ plus the controls every front door (MIDI CC, the browser, the pedal, the CLI) st
     session.add_bar_listener(show_bar)           # called on the generation thread
     session.start(); session.play()
     session.set_controls("drums", density=24.0)  # from the next bar
+    session.set_morph(0.3, 0.7)                  # the synth's timbre, now
     session.close()
 
 The session owns no I/O: bridges feed it timestamped input (`note_in`, `cc_in`) and give it
@@ -27,13 +28,14 @@ import torch
 
 from musegen.checkpoint import LoadedModel, ModelMeta, load_model
 from musegen.clock import Clock, InternalClock, Listener
-from musegen.engine.cc_map import CCMap
+from musegen.engine.cc_map import MORPH_CONTROLS, SYNTH, CCMap
 from musegen.engine.dispatch import Dispatcher, Sync, Waiter
 from musegen.engine.events import Output, ScheduledEvent
 from musegen.engine.part import Part, PartControls, RenderedBar
 from musegen.engine.player import Accompaniment, CallAndResponse, PlayerTracker
 from musegen.engine.queue import EventQueue
 from musegen.engine.recorder import SessionRecorder
+from musegen.engine.timbre import MorphListener, MorphPosition
 from musegen.engine.worker import GenerationWorker
 from musegen.music.controls import ControlError
 
@@ -69,6 +71,7 @@ class SessionState:
     # time.monotonic() at `time`: the web page syncs to that clock, and a session may run on
     # another (JACK's frame counter on a JACK backend)
     wall_time: float
+    morph: tuple[float, float] = (0.0, 0.0)  # the synth's timbre position (x, y) in 0..1
 
 
 class FanOut:
@@ -119,6 +122,7 @@ class LiveSession:
         self.call_response: CallAndResponse | None = None
         self.accompaniment: Accompaniment | None = None
         self._fanout = FanOut()
+        self._morph = MorphPosition()
         self._now = now
         self._stop = threading.Event()
         self._dispatch_thread: threading.Thread | None = None
@@ -229,6 +233,27 @@ class LiveSession:
         self.worker.wake()
         return controls
 
+    @property
+    def morph(self) -> tuple[float, float]:  # the synth's timbre position, each in 0..1
+        return self._morph.xy
+
+    def set_morph(self, x: float, y: float) -> tuple[float, float]:
+        """Move the timbre morph now (ControlError unless both are finite and in 0..1) and
+        tell the morph listeners; returns the new position."""
+        return self._morph.set(x, y)
+
+    def add_morph_listener(self, listener: MorphListener) -> None:
+        """`listener(x, y)` on every move, on the mover's thread; it must be quick. One that
+        raises is logged once and counted (`morph_errors`), never raised to the mover."""
+        self._morph.add_listener(listener)
+
+    def remove_morph_listener(self, listener: MorphListener) -> None:
+        self._morph.remove_listener(listener)
+
+    @property
+    def morph_errors(self) -> int:  # morph listener calls that raised
+        return self._morph.errors
+
     def swap_model(self, part: str, model: str) -> None:
         """Load `model` here (not on the generation thread) and play it from the next bar."""
         target = self.part(part)
@@ -325,9 +350,14 @@ class LiveSession:
             self.player.note(beat, channel, pitch, velocity)
 
     def cc_in(self, t: float, channel: int, control: int, value: int) -> tuple[str, str] | None:
-        """A control change: learned or mapped ones steer a part; returns (part, control)
-        when it did. Bad values are ignored (a knob cannot be wrong, only unmapped)."""
+        """A control change: learned or mapped ones steer a part or the morph (part
+        "synth"); returns (part, control) when it did. Bad values are ignored (a knob cannot
+        be wrong, only unmapped)."""
         binding = self.cc_map.handle(channel, control)
+        if binding is not None and binding.control in MORPH_CONTROLS:
+            knob = min(max(value, 0), 127) / 127.0
+            self._morph.set_axis(MORPH_CONTROLS[binding.control], knob)
+            return SYNTH, binding.control
         if binding is None or binding.part not in self.parts:
             return None
         part = self.parts[binding.part]
@@ -351,7 +381,7 @@ class LiveSession:
         return SessionState(t, self.clock.playing, self.clock.tempo_bpm,
                             beat if math.isfinite(beat) else 0.0, self.worker.beats_per_bar,
                             self.clock.kind,
-                            parts, wall)
+                            parts, wall, self._morph.xy)
 
 
 def load_live_model(model: str) -> LoadedModel:

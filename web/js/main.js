@@ -6,6 +6,7 @@ import { Connection, nowSeconds } from "./connection.js";
 import { Grid } from "./grid.js";
 import { Knob } from "./knob.js";
 import { MidiOut } from "./midi.js";
+import { Pad } from "./pad.js";
 import { Scheduler } from "./scheduler.js";
 import { Timeline } from "./timeline.js";
 import { Voices } from "./voices.js";
@@ -42,6 +43,9 @@ const knobs = {
     onChange: (swing) => sendControls({ swing }),
   }),
 };
+
+// The synth's timbre: one position for the whole session, not a part's control.
+const pad = new Pad($("timbre"), { onChange: (x, y) => conn.send({ type: "morph", x, y }) });
 
 function sendControls(changes) {
   if (page.part) conn.send({ type: "controls", part: page.part, ...changes });
@@ -99,6 +103,7 @@ function showState(s) {
   knobs.tempo.show(Math.round(s.tempo_bpm));
   $("clock-source").textContent = daw ? `DAW clock · ${s.tempo_bpm.toFixed(1)} bpm`
     : "internal clock";
+  if (s.morph) pad.show(s.morph.x, s.morph.y);
   fillSelect($("part"), s.parts.map((p) => p.name), page.part);
   const part = partInfo();
   if (!part) return;
@@ -242,6 +247,7 @@ window.musegenDebug = () => ({
     auto: b.controls.auto, notes: b.notes.map((n) => ({ beat: n.beat, pitch: n.pitch })),
   })),
   state: timeline.state && { ...timeline.state },
+  morph: { x: pad.x, y: pad.y },
   lastError: conn.lastError,
 });
 
