@@ -26,6 +26,24 @@ def quality_table(quality: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def verdict(quality: dict[str, Any]) -> str:
+    """Which baseline the synth beats on which figure, in words, from the table itself."""
+    lines = []
+    for kind in ("melodic", "drums"):
+        model = quality["model"][kind]
+        for key, label in _SYSTEMS[1:]:
+            base = quality[key][kind]
+            won = [name for name, fig in (("MR-STFT", "mrstft"), ("loudness", "loudness_l1_db"))
+                   if model[fig] < base[fig]]
+            lost = [name for name, fig in (("MR-STFT", "mrstft"), ("loudness", "loudness_l1_db"))
+                    if model[fig] >= base[fig]]
+            text = f"- {kind}, against the {label}: better on {', '.join(won) or 'nothing'}"
+            if lost:
+                text += f"; worse on {', '.join(lost)}"
+            lines.append(text + ".")
+    return "\n".join(lines)
+
+
 def speed_section(speed: dict[str, Any] | None) -> str:
     if not speed:
         return "Not measured yet: run `musegen bench --json --synth NAME`."
@@ -90,6 +108,15 @@ samples, where the reference is within 60 dB of its peak. Pitch: f0 of the held 
 the spectral peaks of the first two harmonics.
 
 {quality_table(quality) if quality else "Not evaluated yet."}
+
+{verdict(quality) if quality else ""}
+
+Why the resampled neighbour can stay closer in MR-STFT: it is the reference's own recorded
+sample, shifted by a semitone or played at the next velocity, so its partials and the fine
+structure of its noise match the reference; this synth makes its noise afresh and puts its
+partials at exact harmonics (a piano's are stretched), and the log-magnitude half of the
+distance punishes both. A sampler needs every note recorded; this synth plays any pitch,
+velocity and blend of timbres from 0.9 MB of weights.
 
 ## Speed
 {speed_section(m.get("speed"))}
