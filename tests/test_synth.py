@@ -184,3 +184,20 @@ def test_a_corrupt_midi_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"MThd not really")
     with pytest.raises(RenderInputError, match=r"bad\.mid"):
         render_midi(loud_random_net("debug"), bad)
+
+
+def test_fluidsynth_renders_the_same_notes_twice_and_holds_out_the_plan(tmp_path: Path) -> None:
+    from musegen.synth.dataset import SOUND_FONT, _render_instrument, note_plan
+
+    kick = spec.DRUMS[0]
+    first = _render_instrument(0, kick, SOUND_FONT)
+    again = _render_instrument(0, kick, SOUND_FONT)
+    for a, b in zip(first, again, strict=True):
+        assert np.array_equal(a, b)
+    audio, _, _, velocity, held = first
+    assert audio.shape == (len(note_plan(kick)), spec.NOTE_SAMPLES)
+    assert np.abs(audio).max(axis=1).min() > 1e-3  # every note sounds
+    assert held.tolist() == [v == spec.HELD_OUT_VELOCITY for v in velocity]
+    piano = spec.MELODIC[0]
+    held_pitches = {p for p in piano.pitches if spec.is_held_out(piano, p, 127)}
+    assert held_pitches == set(range(piano.low + 2, piano.high + 1, 5))
