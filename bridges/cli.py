@@ -1,7 +1,8 @@
 """The `musegen` script: the core commands plus those that need the outside world.
 
 `musegen live` (and `musegen run`, the same on the embedded default) plays through MIDI
-ports and the web page; `musegen ports` lists MIDI ports. From a source checkout,
+ports, the web page and, with `--audio`, the neural synth on the sound card; `musegen ports`
+lists MIDI ports. From a source checkout,
 `musegen bench` (the top-level `bench` package, not shipped) adds the benchmarks.
 """
 
@@ -89,6 +90,18 @@ def add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--port", type=int, default=8000, help="web page port")
     p.add_argument("--token", help="required to bind anywhere but 127.0.0.1")
     p.add_argument("--no-web", action="store_true", help="no web page")
+    p.add_argument("--audio", action="store_true",
+                   help="also play through the neural synth on the sound card (PortAudio); "
+                   "without an audio device it says so and plays on")
+    p.add_argument("--audio-device", metavar="DEV",
+                   help="with --audio: the output device, by index or part of its name "
+                   "(default: the system's default output)")
+    p.add_argument("--synth", default="synth-wavenet",
+                   help="with --audio: the synth, a shipped name or a folder "
+                   "(default: synth-wavenet)")
+    p.add_argument("--morph", metavar="X,Y",
+                   help="with --audio: the melodic timbre, x and y in 0..1 between piano, "
+                   "strings, flute and lead (default 0,0: piano)")
     p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     p.set_defaults(handler=_run_live)
 

@@ -2,8 +2,9 @@
 session recording, until Ctrl-C, SIGTERM or `--seconds`.
 
 What runs, in order: the clock (internal, or following 'musegen in'), the parts, the MIDI
-ports (or one line saying why there are none), the web page, MIDI learn if asked, then the
-engine. Shutdown reverses it; sounding notes end and the recording is written last.
+ports (or one line saying why there are none), the audio output with `--audio` (or one line
+saying why there is none), the web page, MIDI learn if asked, then the engine. Shutdown
+reverses it; sounding notes end and the recording is written last.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from musegen.engine import (
 from musegen.engine.session import fitted_controls, load_live_model
 from musegen.music.controls import ControlError
 
-if TYPE_CHECKING:  # imported when MIDI is asked for: the ports need python-rtmidi
+if TYPE_CHECKING:  # imported when asked for: the ports need python-rtmidi, audio PortAudio
+    from bridges.audio import AudioOutput
     from bridges.midi_front import MidiFront
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class Running:
     timebase: Timebase
     closers: list[Callable[[], None]] = field(default_factory=list)
     midi: MidiFront | None = None  # the MIDI ports, when there are
+    audio: AudioOutput | None = None  # the synth on the sound card, with --audio and a device
     say: Callable[[str], None] = print  # LiveHooks.say
 
     def start(self) -> None:
@@ -124,6 +127,7 @@ def open_live(args: argparse.Namespace, hooks: LiveHooks | None = None) -> Runni
     running = Running(session, timebase, [timebase.close] if owned else [], say=hooks.say)
     try:
         start_midi(args, running, hooks.clock_in_callback)
+        running.audio = start_audio(args, running)
         for output in hooks.outputs:
             session.add_output(output)
         start_web(args, running)
@@ -217,6 +221,40 @@ def start_midi(args: argparse.Namespace, running: Running,
     running.closers.append(front.close)
     running.midi = front
     running.say(f"musegen: MIDI {front.describe()}; timing on {timebase.name}")
+
+
+def start_audio(args: argparse.Namespace, running: Running) -> AudioOutput | None:
+    """With `--audio`, the synth on the sound card as one more output, its timbre on the
+    session's morph (`--morph` sets it; knobs and the page move it); without a device here,
+    one line saying so (a bad synth or morph is an error)."""
+    if not args.audio:
+        return None
+    from bridges.audio import AudioUnavailable, open_audio
+    from musegen.synth.checkpoint import SynthNotFound
+    from musegen.synth.morph import Morph, MorphError
+
+    session = running.session
+    try:
+        if args.morph:
+            start = Morph.parse(args.morph)
+            session.set_morph(start.x, start.y)
+        output = open_audio(args.synth, args.audio_device, running.timebase.now, session.morph)
+    except (SynthNotFound, MorphError, ControlError) as exc:
+        raise LiveError(str(exc)) from None
+    except AudioUnavailable as exc:
+        running.say(f"musegen: no audio output here ({exc}): playing MIDI/web only")
+        return None
+    session.add_output(output)
+    session.add_morph_listener(output.set_morph)
+
+    def close() -> None:
+        session.remove_morph_listener(output.set_morph)
+        session.remove_output(output)
+        running.say(f"musegen: audio out closed: {output.close().describe()}")
+
+    running.closers.append(close)
+    running.say(f"musegen: audio out on {output.describe()}")
+    return output
 
 
 def start_web(args: argparse.Namespace, running: Running) -> None:
