@@ -58,45 +58,78 @@ def conv_stack(cond: Array, slots: Array, frame: int, queue: Array, offsets: Arr
                dilations: Array, w_in: Array, b_in: Array, w_gate: Array, b_gate: Array,
                w_cond: Array, w_out: Array, b_out: Array, w_h1: Array, b_h1: Array,
                w_h2: Array, b_h2: Array, out: Array) -> None:
-    """One frame of the gated dilated conv stack for each voice: cond [k, F] -> out [k, O].
+    """One frame of the gated dilated conv stack for every voice: cond [k, F] -> out [k, O].
 
-    Weights are [out, in] so every dot product runs over contiguous memory. The queue of
-    layer l is rows offsets[l] .. offsets[l] + dilations[l] of a voice's slot; row
-    `frame % dilation` holds the layer's input from `dilation` frames ago, and takes this
-    frame's input for the frame that many steps on."""
-    c = w_in.shape[0]
-    s = w_h1.shape[0]
-    h = np.empty(c, np.float32)
-    past = np.empty(c, np.float32)
-    z = np.empty(2 * c, np.float32)
-    g = np.empty(c, np.float32)
-    skip = np.empty(s, np.float32)
-    hidden = np.empty(s, np.float32)
-    for r in range(cond.shape[0]):
-        x = cond[r]
-        slot = slots[r]
-        for o in range(c):
-            h[o] = b_in[o] + _dot(w_in[o], x)
-        skip[:] = 0.0
-        for layer in range(dilations.shape[0]):
-            row = offsets[layer] + frame % dilations[layer]
-            past[:] = queue[slot, row]
-            queue[slot, row] = h
-            for o in range(2 * c):
-                wg = w_gate[layer, o]
-                z[o] = (b_gate[layer, o] + _dot(wg[:c], past) + _dot(wg[c:], h)
-                        + _dot(w_cond[layer, o], x))
+    Weights are [out, in] so every dot product runs over contiguous memory, and each weight
+    row is used for all voices before the next is read (a row stays in L1 for the k dot
+    products). The queue of layer l is rows offsets[l] .. offsets[l] + dilations[l] of a
+    voice's slot; row `frame % dilation` holds the layer's input from `dilation` frames ago,
+    and takes this frame's input for the frame that many steps on."""
+    k, c, s = cond.shape[0], w_in.shape[0], w_h1.shape[0]
+    h = np.empty((k, c), np.float32)
+    taps = np.empty((k, 2 * c), np.float32)  # [past, now]: the dilated conv's two taps
+    z = np.empty((k, 2 * c), np.float32)
+    g = np.empty((k, c), np.float32)
+    skip = np.zeros((k, s), np.float32)
+    hidden = np.empty((k, s), np.float32)
+    for o in range(c):
+        for r in range(k):
+            h[r, o] = b_in[o] + _dot(w_in[o], cond[r])
+    for layer in range(dilations.shape[0]):
+        row = offsets[layer] + frame % dilations[layer]
+        for r in range(k):
+            taps[r, :c] = queue[slots[r], row]
+            taps[r, c:] = h[r]
+            queue[slots[r], row] = h[r]
+        for o in range(2 * c):
+            wg, wc, b = w_gate[layer, o], w_cond[layer, o], b_gate[layer, o]
+            for r in range(k):
+                z[r, o] = b + _dot(wg, taps[r]) + _dot(wc, cond[r])
+        for r in range(k):
             for o in range(c):
-                g[o] = np.float32(np.tanh(z[o])) / (np.float32(1.0) + np.exp(-z[c + o]))
-            for o in range(s + c):
-                v = b_out[layer, o] + _dot(w_out[layer, o], g)
+                g[r, o] = np.float32(np.tanh(z[r, o])) / (np.float32(1.0) + np.exp(-z[r, c + o]))
+        for o in range(s + c):
+            wo, b = w_out[layer, o], b_out[layer, o]
+            for r in range(k):
+                v = b + _dot(wo, g[r])
                 if o < s:
-                    skip[o] += v
+                    skip[r, o] += v
                 else:
-                    h[o - s] += v
+                    h[r, o - s] += v
+    for r in range(k):
         for o in range(s):
-            skip[o] = max(skip[o], np.float32(0.0))
-        for o in range(s):
-            hidden[o] = max(b_h1[o] + _dot(w_h1[o], skip), np.float32(0.0))
-        for o in range(w_h2.shape[0]):
-            out[r, o] = b_h2[o] + _dot(w_h2[o], hidden)
+            skip[r, o] = max(skip[r, o], np.float32(0.0))
+    for o in range(s):
+        for r in range(k):
+            hidden[r, o] = max(b_h1[o] + _dot(w_h1[o], skip[r]), np.float32(0.0))
+    for o in range(w_h2.shape[0]):
+        for r in range(k):
+            out[r, o] = b_h2[o] + _dot(w_h2[o], hidden[r])
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def _exp_sigmoid(x: float) -> float:
+    """model.exp_sigmoid: 2 sigmoid(x)^ln(10) + 1e-7."""
+    return 2.0 * (1.0 / (1.0 + np.exp(-x))) ** np.log(10.0) + 1e-7
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def split_controls(raw: Array, f0: Array, fade: Array, harmonics: int, nyquist: float,
+                   amps: Array, noise: Array) -> None:
+    """model.split_outputs for one frame of k voices, each scaled by its fade: amps [k, H]
+    (loudness x softmax over the harmonics below Nyquist), noise [k, K] band gains."""
+    for r in range(raw.shape[0]):
+        loud = _exp_sigmoid(raw[r, 0]) * fade[r]
+        top = -1e30
+        for j in range(harmonics):
+            if f0[r] * (j + 1) < nyquist and raw[r, 1 + j] > top:
+                top = raw[r, 1 + j]
+        total = 0.0
+        for j in range(harmonics):
+            e = np.exp(raw[r, 1 + j] - top) if f0[r] * (j + 1) < nyquist else 0.0
+            amps[r, j] = e
+            total += e
+        for j in range(harmonics):
+            amps[r, j] = amps[r, j] * loud / total if total > 0 else 0.0
+        for j in range(noise.shape[1]):
+            noise[r, j] = _exp_sigmoid(raw[r, 1 + harmonics + j] - 5.0) * 0.05 * fade[r]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from musegen.synth import dsp
-from musegen.synth.kernels import conv_stack, synth_block
+from musegen.synth.kernels import conv_stack, split_controls, synth_block
 from musegen.synth.model import SynthNet
 from musegen.synth.spec import BLOCK, SAMPLE_RATE
 
@@ -80,16 +80,13 @@ class SynthStream:
 
     def split(self, raw: np.ndarray, f0: np.ndarray, fade: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
-        """As model.split_outputs, in numpy; `fade` [k] scales a voice's target to silence."""
-        h = self.synth.config.harmonics
-        loud = 2.0 * (1.0 / (1.0 + np.exp(-raw[:, :1]))) ** np.log(10.0) + 1e-7
-        mask = (f0[:, None] * self.synth.k < SAMPLE_RATE / 2)
-        logits = np.where(mask, raw[:, 1 : 1 + h], -1e9)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True)) * mask
-        amps = loud * e / e.sum(axis=1, keepdims=True) * fade[:, None]
-        noise = (2.0 * (1.0 / (1.0 + np.exp(-(raw[:, 1 + h :] - 5.0)))) ** np.log(10.0)
-                 + 1e-7) * 0.05 * fade[:, None]
-        return amps.astype(np.float32), noise.astype(np.float32)
+        """As model.split_outputs; `fade` [k] scales a voice's target to silence."""
+        cfg = self.synth.config
+        amps = np.empty((len(raw), cfg.harmonics), np.float32)
+        noise = np.empty((len(raw), cfg.noise_bands), np.float32)
+        split_controls(raw, f0.astype(np.float64), fade.astype(np.float32), cfg.harmonics,
+                       SAMPLE_RATE / 2, amps, noise)
+        return amps, noise
 
     def synthesize(self, active: np.ndarray, amps: np.ndarray, noise: np.ndarray,
                    f0: np.ndarray, sample: np.ndarray, noise_start: np.ndarray) -> np.ndarray:

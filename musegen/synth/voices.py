@@ -73,6 +73,7 @@ class PolySynth:
         self.stream = SynthStream(self.synth, slots)
         self.morph = morph or Morph.default()
         self.morph_embedding = self.morph.embedding(self.synth.embeddings)
+        self._morph_target = self.morph_embedding.copy()
         self.voices = [_Voice() for _ in range(slots)]
         self.carry = np.zeros((slots, spec.BLOCK), np.float32)
         self.position = 0  # output samples rendered
@@ -97,6 +98,7 @@ class PolySynth:
     def set_morph(self, x: float, y: float) -> None:
         """Move the timbre; sounding melodic voices glide there over a few blocks."""
         self.morph = self.morph.moved(x, y)
+        self._morph_target = self.morph.embedding(self.synth.embeddings)
 
     def _push(self, sample: int, kind: int, channel: int, pitch: int, velocity: int) -> None:
         if sample < self.position:
@@ -240,7 +242,7 @@ class PolySynth:
         return float(spec.midi_to_hz(pitch) * 2.0 ** (cents / 1200.0))
 
     def _glide_morph(self) -> None:
-        target = self.morph.embedding(self.synth.embeddings)
+        target = self._morph_target  # one read: set_morph may swap it from another thread
         self.morph_embedding += (target - self.morph_embedding) * self.morph.glide
 
 
