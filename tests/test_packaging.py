@@ -102,19 +102,24 @@ def test_the_wheel_carries_no_bench_or_rig_module(wheel: Path) -> None:
     assert "musegen/runtime/kernels.py" in names  # once forgotten by a hand-written list
 
 
-def test_installed_program_lists_generates_and_plays_from_another_folder(
+def test_installed_program_lists_generates_renders_and_plays_from_another_folder(
         installed: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     listed = _run(installed, "models", "--json", cwd=elsewhere)
     assert listed.returncode == 0, listed.stderr
-    assert "drums-lstm" in {row["name"] for row in json.loads(listed.stdout)}
+    assert {"drums-lstm", "synth-wavenet"} <= {row["name"] for row in json.loads(listed.stdout)}
 
     made = _run(installed, "generate", "--model", "drums-lstm", "--genre", "funk", "--bars", "2",
                 "--out", "x.mid", cwd=elsewhere)
     assert made.returncode == 0, made.stderr
     midi = mido.MidiFile(elsewhere / "x.mid")
     assert sum(m.type == "note_on" and m.velocity > 0 for m in midi) > 0
+
+    rendered = _run(installed, "render", "x.mid", "--out", "x.wav", "--no-progress",
+                    cwd=elsewhere)
+    assert rendered.returncode == 0, rendered.stderr
+    assert (elsewhere / "x.wav").stat().st_size > 48_000  # over half a second of sound
 
     live = _run(installed, "live", "--backend", "none", "--no-web", "--seconds", "3",
                 "--no-record", cwd=elsewhere)

@@ -110,7 +110,7 @@ def conv_stack(cond: Array, slots: Array, frame: int, queue: Array, offsets: Arr
 @njit(cache=True, fastmath=True, nogil=True)
 def _exp_sigmoid(x: float) -> float:
     """model.exp_sigmoid: 2 sigmoid(x)^ln(10) + 1e-7."""
-    return 2.0 * (1.0 / (1.0 + np.exp(-x))) ** np.log(10.0) + 1e-7
+    return float(2.0 * (1.0 / (1.0 + np.exp(-x))) ** np.log(10.0) + 1e-7)
 
 
 @njit(cache=True, fastmath=True, nogil=True)
