@@ -44,6 +44,10 @@ def verdict(quality: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _met(ok: bool) -> str:
+    return "met" if ok else "not met"
+
+
 def speed_section(speed: dict[str, Any] | None) -> str:
     if not speed:
         return "Not measured yet: run `musegen bench --json --synth NAME`."
@@ -61,6 +65,11 @@ def speed_section(speed: dict[str, Any] | None) -> str:
         "slower) |",
         f"| Raspberry Pi 4 estimate (LINPACK ratio {pi['ratio']}) | "
         f"{pi['realtime_factor']}x, block p99 {pi['block_ms_p99']} ms |",
+        "",
+        f"Targets: at least 20x real time ({_met(speed['realtime_factor'] >= 20)}, "
+        f"{speed['realtime_factor']}x); block p99 under a quarter of the block, "
+        f"{speed['block_ms'] / 4:.2f} ms ({_met(speed['block_ms_p99'] < speed['block_ms'] / 4)}"
+        f", {speed['block_ms_p99']} ms).",
         "",
         "The Pi 4 estimate scales by numpy's LINPACK solve here against 812 MFLOPS for the "
         "same benchmark on a standard Pi 4 (sci-pi.org.uk). The synth's block is as much "
