@@ -2,6 +2,8 @@
 // It is an ARIA slider, so screen readers and the keyboard get the same control. Changes
 // while dragging are sent at most every 80 ms, and the last value always goes out.
 
+import { throttled } from "./throttle.js";
+
 const SEND_EVERY_MS = 80;
 const DRAG_PIXELS = 160; // a full sweep
 const SETTLE_MS = 400; // after a turn, the engine's echo of it has surely arrived
@@ -15,9 +17,8 @@ export class Knob {
     this.format = format || ((v) => String(v));
     this.onChange = onChange;
     this.value = value;
-    this.lastSent = 0;
     this.touched = -Infinity;
-    this.pending = null;
+    this.send = throttled(() => this.onChange(this.value), SEND_EVERY_MS);
     this.el.setAttribute("role", "slider");
     this.el.tabIndex = 0;
     this.el.addEventListener("pointerdown", (e) => this.grab(e));
@@ -57,17 +58,6 @@ export class Knob {
     this.touched = performance.now();
     this.render();
     this.send();
-  }
-
-  send() {
-    const wait = this.lastSent + SEND_EVERY_MS - performance.now();
-    clearTimeout(this.pending);
-    if (wait > 0) {
-      this.pending = setTimeout(() => this.send(), wait);
-      return;
-    }
-    this.lastSent = performance.now();
-    this.onChange(this.value);
   }
 
   grab(event) {

@@ -3,6 +3,8 @@
 // is focused (Shift: fine steps). Moves while dragging go out at most every 30 ms, and the
 // last one always goes out; the engine's own position is shown when nobody here is moving.
 
+import { throttled } from "./throttle.js";
+
 const SEND_EVERY_MS = 30;
 const SETTLE_MS = 400; // after a move, the engine's echo of it has surely arrived
 const STEP = 0.05;
@@ -18,9 +20,8 @@ export class Pad {
     this.x = 0;
     this.y = 0;
     this.dragging = false;
-    this.lastSent = 0;
     this.touched = -Infinity;
-    this.pending = null;
+    this.send = throttled(() => this.onChange(this.x, this.y), SEND_EVERY_MS);
     this.el.tabIndex = 0;
     this.el.addEventListener("pointerdown", (e) => this.grab(e));
     this.el.addEventListener("keydown", (e) => this.key(e));
@@ -45,17 +46,6 @@ export class Pad {
     this.touched = performance.now();
     this.render();
     this.send();
-  }
-
-  send() {
-    const wait = this.lastSent + SEND_EVERY_MS - performance.now();
-    clearTimeout(this.pending);
-    if (wait > 0) {
-      this.pending = setTimeout(() => this.send(), wait);
-      return;
-    }
-    this.lastSent = performance.now();
-    this.onChange(this.x, this.y);
   }
 
   at(event) {
