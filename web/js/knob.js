@@ -2,6 +2,7 @@
 // It is an ARIA slider, so screen readers and the keyboard get the same control. Changes
 // while dragging are sent at most every 80 ms, and the last value always goes out.
 
+import { followPointer } from "./pointer.js";
 import { throttled } from "./throttle.js";
 
 const SEND_EVERY_MS = 80;
@@ -63,8 +64,6 @@ export class Knob {
   grab(event) {
     if (this.disabled) return;
     event.preventDefault();
-    this.el.focus();
-    this.el.setPointerCapture(event.pointerId);
     this.dragging = true;
     const startY = event.clientY;
     const startValue = this.value;
@@ -72,15 +71,9 @@ export class Knob {
       const span = this.max - this.min;
       this.change(startValue + ((startY - e.clientY) / DRAG_PIXELS) * span);
     };
-    const up = () => {
+    followPointer(this.el, event, move, () => {
       this.dragging = false;
-      this.el.removeEventListener("pointermove", move);
-      this.el.removeEventListener("pointerup", up);
-      this.el.removeEventListener("pointercancel", up);
-    };
-    this.el.addEventListener("pointermove", move);
-    this.el.addEventListener("pointerup", up);
-    this.el.addEventListener("pointercancel", up);
+    });
   }
 
   wheel(event) {

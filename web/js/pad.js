@@ -3,6 +3,7 @@
 // is focused (Shift: fine steps). Moves while dragging go out at most every 30 ms, and the
 // last one always goes out; the engine's own position is shown when nobody here is moving.
 
+import { followPointer } from "./pointer.js";
 import { throttled } from "./throttle.js";
 
 const SEND_EVERY_MS = 30;
@@ -55,21 +56,12 @@ export class Pad {
 
   grab(event) {
     event.preventDefault();
-    this.el.focus();
-    this.el.setPointerCapture(event.pointerId);
     this.dragging = true;
     this.at(event);
-    const move = (e) => this.at(e);
-    const up = () => {
+    followPointer(this.el, event, (e) => this.at(e), () => {
       this.dragging = false;
       this.touched = performance.now();
-      this.el.removeEventListener("pointermove", move);
-      this.el.removeEventListener("pointerup", up);
-      this.el.removeEventListener("pointercancel", up);
-    };
-    this.el.addEventListener("pointermove", move);
-    this.el.addEventListener("pointerup", up);
-    this.el.addEventListener("pointercancel", up);
+    });
   }
 
   key(event) {
