@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from bridges.web import WebServer
 from musegen.checkpoint import shipped_models
+from musegen.synth.checkpoint import shipped_synths
 from tests.web_helpers import client, greeted, of_type, recv_until, running_server
 
 
@@ -30,11 +31,14 @@ def test_health_says_ok_with_the_protocol_version(server: WebServer) -> None:
     assert body["engine_running"] is True
 
 
-def test_models_lists_the_shipped_models(server: WebServer) -> None:
+def test_models_lists_the_shipped_models_and_synths(server: WebServer) -> None:
     rows = httpx.get(server.url + "/api/models").json()
-    assert {r["name"] for r in rows} == {meta.name for meta, _ in shipped_models()}
+    synths = {m.name for m in shipped_synths()}
+    assert {r["name"] for r in rows} == {meta.name for meta, _ in shipped_models()} | synths
     drums = next(r for r in rows if r["name"] == "drums-lstm")
     assert drums["part"] == "drums" and "rock" in drums["genres"]
+    synth = next(r for r in rows if r["name"] == "synth-wavenet")
+    assert synth["part"] == "audio" and "piano" in synth["instruments"]
 
 
 def test_state_is_the_engine_anchor(server: WebServer) -> None:
