@@ -158,6 +158,29 @@ def test_a_density_change_changes_the_next_bar(page: Page, server: WebServer) ->
     session.set_controls("drums", density=32.0)
 
 
+def test_dragging_a_knob_up_turns_the_engine_up(page: Page, server: WebServer) -> None:
+    """A drag of 40 px up is a quarter of the knob's sweep (16 of 0..64). The knob is given
+    the engine's value first and shown it: a knob just turned by the keyboard ignores the
+    engine's states for 400 ms (SETTLE_MS), and a drag starts from what the knob shows."""
+    session = server.hub.session
+    session.set_controls("drums", density=20.0)
+    wait_until(page, "document.querySelector('#density').getAttribute('aria-valuenow') === '20'",
+               3)
+    box = page.locator("#density").bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for i in range(1, 5):
+        page.mouse.move(x, y - 10 * i)
+        time.sleep(0.01)
+    page.mouse.up()
+    assert engine_until(lambda: 32.0 <= session.part("drums").controls.density <= 40.0), \
+        session.part("drums").controls.density
+    page.evaluate("document.activeElement.blur()")
+    session.set_controls("drums", density=32.0)
+
+
 def key(note: dict[str, Any]) -> tuple[int, float, int]:
     return note["bar"], round(note["beat"], 5), note["pitch"]
 
