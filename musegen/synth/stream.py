@@ -45,7 +45,6 @@ class CompiledSynth:
         self.dilations = np.array(cfg.dilations, np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.dilations)[:-1]]).astype(np.int64)
         self.bands = dsp.noise_bands(cfg.noise_bands)
-        self.k = np.arange(1, cfg.harmonics + 1, dtype=np.float64)
 
 
 class SynthStream:
