@@ -1,8 +1,7 @@
-"""What the audio tests share: the synth they play, WAV reading, an onset detector, the fit.
+"""What the audio tests share: the synth they play, an onset detector, the fit. (WAV files
+are read by musegen.synth.dataset.read_wav.)
 
-`synth` (a session fixture) is the shipped "synth-wavenet" once it exists in models/, and
-until then an untrained SynthNet(PRESETS["small"]) (seeded) saved to a temporary folder: the
-same `load_synth` path either way, only the sound differs.
+`synth` (a session fixture) is the shipped "synth-wavenet".
 
 The onset detector is energy-based and meant for a sparse drum pattern: the synth's voices
 end in exact silence (a voice fades out and its slot goes quiet), so a note heard after a
@@ -16,10 +15,8 @@ synth's drums are steady pulse trains with no attack to find inside a sounding n
 from __future__ import annotations
 
 import math
-import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,35 +25,12 @@ SHIPPED_SYNTH = "synth-wavenet"
 
 
 @pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """`--synth` for the tests: the shipped synth, else an untrained one in a folder."""
-    from musegen.synth.checkpoint import SynthMeta, SynthNotFound, resolve_synth, save_synth
+def synth() -> str:
+    """`--synth` for the tests: the shipped synth (a missing one fails here, by name)."""
+    from musegen.synth.checkpoint import resolve_synth
 
-    try:
-        resolve_synth(SHIPPED_SYNTH)
-        return SHIPPED_SYNTH
-    except SynthNotFound:
-        pass
-    import torch
-
-    from musegen.synth.model import PRESETS, SynthNet
-    from musegen.synth.spec import INSTRUMENTS
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("synth") / "untrained-small"
-    meta = SynthMeta("untrained-small", PRESETS["small"], tuple(i.name for i in INSTRUMENTS))
-    save_synth(folder, SynthNet(PRESETS["small"]), meta)
-    return str(folder)
-
-
-def read_wav(path: Path) -> np.ndarray:
-    """A WAV file's first channel as float64 in -1..1."""
-    with wave.open(str(path)) as w:
-        frames = w.readframes(w.getnframes())
-        width, channels = w.getsampwidth(), w.getnchannels()
-    dtype, full_scale = {2: (np.int16, 32768.0), 4: (np.int32, 2147483648.0)}[width]
-    audio = np.frombuffer(frames, dtype=dtype).astype(np.float64) / full_scale
-    return audio[::channels]
+    resolve_synth(SHIPPED_SYNTH)
+    return SHIPPED_SYNTH
 
 
 def onsets(x: np.ndarray, rate: int, *, hop: int = 16, floor_db: float = -90.0,

@@ -29,11 +29,11 @@ from bridges.midi.jack_time import JackFrameClock
 from bridges.midi.timebase import Timebase
 from musegen.engine import NOTE_ON, ScheduledEvent
 from musegen.music.drum_map import drum_class
+from musegen.synth.dataset import read_wav
 from musegen.synth.spec import BLOCK, DRUM_CHANNEL
 from tests.audio_rig import (
     align,
     onsets,
-    read_wav,
     synth,  # noqa: F401  (a fixture, found by name)
 )
 from tests.jack_rig import JackTool, connections, lsp, wait_until

@@ -158,14 +158,19 @@ def _fluidsynth(sound_font: Path, mid: Path, wav: Path) -> None:
 
 
 def read_wav(path: Path) -> np.ndarray:
-    """A 16-bit WAV as mono float32 in [-1, 1] (stereo is averaged)."""
+    """A 16- or 32-bit integer WAV (ours, FluidSynth's, jack_capture's) as mono float32 in
+    [-1, 1]; more channels are averaged."""
     with wave.open(str(path), "rb") as w:
-        if w.getsampwidth() != 2:
-            raise RenderError(f"{path}: expected 16-bit samples, got {8 * w.getsampwidth()}")
-        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        width = w.getsampwidth()
+        if width not in _PCM:
+            raise RenderError(f"{path}: expected 16- or 32-bit samples, got {8 * width}")
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype=_PCM[width][0])
         channels = w.getnchannels()
-    audio = frames.astype(np.float32).reshape(-1, channels).mean(axis=1) / 32768
+    audio = frames.astype(np.float64).reshape(-1, channels).mean(axis=1) / _PCM[width][1]
     return np.asarray(audio, dtype=np.float32)
+
+
+_PCM = {2: ("<i2", 32768.0), 4: ("<i4", 2147483648.0)}  # sample width: dtype, full scale
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int = spec.SAMPLE_RATE) -> None:
