@@ -21,9 +21,7 @@ for samples already rendered is played at once and counted late by the synth.
 
 from __future__ import annotations
 
-import gc
 import logging
-import sys
 import threading
 import time
 from collections import deque
@@ -36,7 +34,7 @@ from bridges.audio.output import Device, DeviceStream
 from bridges.audio.ring import Ring
 from bridges.audio.timeline import SampleClock
 from musegen.engine import NOTE_ON, ScheduledEvent
-from musegen.engine.session import SWITCH_INTERVAL_S
+from musegen.engine.session import ready_for_real_time
 from musegen.synth.model import SynthNet
 from musegen.synth.morph import Morph
 from musegen.synth.spec import BLOCK, SAMPLE_RATE
@@ -101,7 +99,10 @@ class AudioOutput:
             self.ring.write(self.synth.render_block())
         self._thread = threading.Thread(target=self._run, name="musegen-synth", daemon=True)
         self._thread.start()
-        _ready_for_real_time()
+        # from the stream's first callback on the GIL is the audio thread's deadline; the
+        # session prepares the same, but after the stream runs: its first collection over the
+        # loaded models held the GIL ~100 ms there, and the first notes came 52 ms late
+        ready_for_real_time()
         try:
             self.stream.start()
         except BaseException:
@@ -187,18 +188,6 @@ class AudioOutput:
             time.sleep(NAP_S)
         self.ring.write(last)
         self.ring.count_underruns = False
-
-
-def _ready_for_real_time() -> None:
-    """From the stream's first callback on, the GIL is the audio thread's deadline: each
-    callback takes it, and a callback held up stalls a synchronous JACK server (or drops out
-    on a sound card). The session shortens the switch interval and freezes the collector
-    too, but when it starts, after the stream: its gc.collect() over the loaded models held
-    the GIL for about 100 ms there, every callback waited, and the first notes came while
-    the timing line was still catching up (52 ms late on the rig)."""
-    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
-    gc.collect()
-    gc.freeze()  # the session's own collection later walks only what came after
 
 
 def _warm_up(net: SynthNet) -> None:

@@ -191,9 +191,7 @@ class LiveSession:
         # One intra-op thread: a step is many tiny ops, where more threads only spin and take
         # the CPU from the dispatcher and the MIDI system (the step benchmarks use one too).
         torch.set_num_threads(1)
-        gc.collect()
-        gc.freeze()  # the collector never walks the models and tensors during playback
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        ready_for_real_time()
         self.worker.start()
         self._stop.clear()
         self._dispatch_thread = threading.Thread(
@@ -382,6 +380,16 @@ class LiveSession:
                             beat if math.isfinite(beat) else 0.0, self.worker.beats_per_bar,
                             self.clock.kind,
                             parts, wall, self._morph.xy)
+
+
+def ready_for_real_time() -> None:
+    """Before playback: collect once and freeze what is there (the collector never walks
+    the models and tensors while playing), and shorten the GIL's switch interval so a
+    thread with a deadline waits at most that long. Idempotent; an audio output calls it
+    before its stream starts, the session again when it starts."""
+    gc.collect()
+    gc.freeze()
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
 
 
 def load_live_model(model: str) -> LoadedModel:
