@@ -20,29 +20,29 @@ Array = np.ndarray[Any, Any]
 def synth_block(table: Array, prev_table: Array, noise: Array, prev_noise: Array,
                 bands: Array, f0: Array, sample: Array, noise_start: Array, alpha: Array,
                 sample_rate: float, out: Array) -> None:
-    """out [k, BLOCK] = crossfaded wavetable reads + crossfaded band noise, per voice."""
+    """out [k, BLOCK] = crossfaded wavetable reads + crossfaded band noise, per voice.
+
+    bands [K, LOOP + BLOCK] repeats each loop's first BLOCK samples at its end, so a block's
+    noise is one contiguous run per band and that loop vectorises over the samples."""
     voices, block = out.shape
     size = table.shape[1] - 1
-    n_bands, loop = bands.shape
-    gains = np.empty(n_bands, np.float32)
-    steps = np.empty(n_bands, np.float32)
+    loop = bands.shape[1] - block
     for r in range(voices):
-        for k in range(n_bands):
-            gains[k] = prev_noise[r, k]
-            steps[k] = noise[r, k] - prev_noise[r, k]
+        now_table, was_table, o = table[r], prev_table[r], out[r]
         for n in range(block):
             cycles = f0[r] * (sample[r] + n) / sample_rate
             pos = np.float32(cycles - np.floor(cycles)) * np.float32(size)
             i0 = min(max(int(np.floor(pos)), 0), size - 1)
             w = pos - np.float32(i0)
-            now = table[r, i0] + (table[r, i0 + 1] - table[r, i0]) * w
-            was = prev_table[r, i0] + (prev_table[r, i0 + 1] - prev_table[r, i0]) * w
-            a = alpha[n]
-            acc = was + (now - was) * a
-            idx = (noise_start[r] + sample[r] + n) % loop
-            for k in range(n_bands):
-                acc += (gains[k] + steps[k] * a) * bands[k, idx]
-            out[r, n] = acc
+            now = now_table[i0] + (now_table[i0 + 1] - now_table[i0]) * w
+            was = was_table[i0] + (was_table[i0 + 1] - was_table[i0]) * w
+            o[n] = was + (now - was) * alpha[n]
+        start = (noise_start[r] + sample[r]) % loop
+        for k in range(bands.shape[0]):
+            gain, step = prev_noise[r, k], noise[r, k] - prev_noise[r, k]
+            run = bands[k, start : start + block]
+            for n in range(block):
+                o[n] += (gain + step * alpha[n]) * run[n]
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -54,40 +54,56 @@ def _dot(w: Array, x: Array) -> np.float32:
 
 
 @njit(cache=True, fastmath=True, nogil=True)
+def _gated(a: float, b: float) -> np.float32:
+    """tanh(a) * sigmoid(b) from two exps (libm's tanh costs as much as the gate's matrix):
+    tanh(a) = (1 - e^-2a) / (1 + e^-2a). Clamped where both have long reached +-1 and 0, so
+    no exp overflows (fastmath assumes no infinities)."""
+    e2a = np.exp(np.float32(-2.0) * min(max(a, np.float32(-15.0)), np.float32(15.0)))
+    eb = np.exp(-min(max(b, np.float32(-30.0)), np.float32(30.0)))
+    one = np.float32(1.0)
+    return np.float32((one - e2a) / ((one + e2a) * (one + eb)))
+
+
+@njit(cache=True, fastmath=True, nogil=True)
 def conv_stack(cond: Array, slots: Array, frame: int, queue: Array, offsets: Array,
                dilations: Array, w_in: Array, b_in: Array, w_gate: Array, b_gate: Array,
-               w_cond: Array, w_out: Array, b_out: Array, w_h1: Array, b_h1: Array,
-               w_h2: Array, b_h2: Array, out: Array) -> None:
+               w_out: Array, b_out: Array, w_h1: Array, b_h1: Array, w_h2: Array,
+               b_h2: Array, out: Array) -> None:
     """One frame of the gated dilated conv stack for every voice: cond [k, F] -> out [k, O].
+    w_in and the gate's conditioning columns are zero-padded to P >= F inputs (a multiple of
+    32: the dot products vectorise without a remainder loop).
 
     Weights are [out, in] so every dot product runs over contiguous memory, and each weight
     row is used for all voices before the next is read (a row stays in L1 for the k dot
     products). The queue of layer l is rows offsets[l] .. offsets[l] + dilations[l] of a
     voice's slot; row `frame % dilation` holds the layer's input from `dilation` frames ago,
-    and takes this frame's input for the frame that many steps on."""
-    k, c, s = cond.shape[0], w_in.shape[0], w_h1.shape[0]
+    and takes this frame's input for the frame that many steps on. A gate row's weights are
+    [past tap, now tap, conditioning], so one dot product makes the gate's pre-activation."""
+    k, c, s, p = cond.shape[0], w_in.shape[0], w_h1.shape[0], w_in.shape[1]
     h = np.empty((k, c), np.float32)
-    taps = np.empty((k, 2 * c), np.float32)  # [past, now]: the dilated conv's two taps
+    taps = np.zeros((k, 2 * c + p), np.float32)  # [past, now, cond padded to P]
+    for r in range(k):
+        taps[r, 2 * c : 2 * c + cond.shape[1]] = cond[r]
     z = np.empty((k, 2 * c), np.float32)
     g = np.empty((k, c), np.float32)
     skip = np.zeros((k, s), np.float32)
     hidden = np.empty((k, s), np.float32)
     for o in range(c):
         for r in range(k):
-            h[r, o] = b_in[o] + _dot(w_in[o], cond[r])
+            h[r, o] = b_in[o] + _dot(w_in[o], taps[r, 2 * c :])
     for layer in range(dilations.shape[0]):
         row = offsets[layer] + frame % dilations[layer]
         for r in range(k):
             taps[r, :c] = queue[slots[r], row]
-            taps[r, c:] = h[r]
+            taps[r, c : 2 * c] = h[r]
             queue[slots[r], row] = h[r]
         for o in range(2 * c):
-            wg, wc, b = w_gate[layer, o], w_cond[layer, o], b_gate[layer, o]
+            wg, b = w_gate[layer, o], b_gate[layer, o]
             for r in range(k):
-                z[r, o] = b + _dot(wg, taps[r]) + _dot(wc, cond[r])
+                z[r, o] = b + _dot(wg, taps[r])
         for r in range(k):
             for o in range(c):
-                g[r, o] = np.float32(np.tanh(z[r, o])) / (np.float32(1.0) + np.exp(-z[r, c + o]))
+                g[r, o] = _gated(z[r, o], z[r, c + o])
         for o in range(s + c):
             wo, b = w_out[layer, o], b_out[layer, o]
             for r in range(k):

@@ -21,21 +21,28 @@ def _np(t: object) -> np.ndarray:
     return np.ascontiguousarray(t.detach().numpy(), dtype=np.float32)  # type: ignore[attr-defined]
 
 
+def _pad_inputs(w: np.ndarray, multiple: int = 32) -> np.ndarray:
+    """[out, F] -> [out, P]: zero columns up to P, the next multiple of `multiple`."""
+    extra = -w.shape[1] % multiple
+    return np.ascontiguousarray(np.pad(w, ((0, 0), (0, extra))), dtype=np.float32)
+
+
 class CompiledSynth:
     """The weights of a SynthNet laid out for `kernels.conv_stack`: [out, in] matrices
-    stacked per layer; the dilated conv's two taps side by side (past, now)."""
+    stacked per layer; the dilated conv's two taps and the conditioning side by side
+    (past, now, cond); the conditioning inputs are zero-padded to a multiple of 32."""
 
     def __init__(self, net: SynthNet) -> None:
         cfg = net.config
         self.config = cfg
         self.embeddings = _np(net.timbre.weight)  # [I, E]
         self.tuning = _np(net.tuning)  # [I, 128] cents
-        self.w_in, self.b_in = _np(net.inp.weight), _np(net.inp.bias)  # [C, F]
+        self.w_in, self.b_in = _pad_inputs(_np(net.inp.weight)), _np(net.inp.bias)  # [C, P]
         convs = [_np(conv.weight) for conv in net.dilated]  # [2C, C, 2]: tap 0 is the past
-        self.w_gate = np.stack([np.concatenate([w[:, :, 0], w[:, :, 1]], axis=1)
-                                for w in convs])  # [L, 2C, 2C]
+        conds = [_pad_inputs(_np(lc.weight)) for lc in net.cond]  # [2C, P]
+        self.w_gate = np.stack([np.concatenate([w[:, :, 0], w[:, :, 1], wc], axis=1)
+                                for w, wc in zip(convs, conds, strict=True)])  # [L, 2C, 2C + P]
         self.b_gate = np.stack([_np(conv.bias) for conv in net.dilated])  # [L, 2C]
-        self.w_cond = np.stack([_np(lc.weight) for lc in net.cond])  # [L, 2C, F]
         self.w_out = np.stack([np.concatenate([_np(sk.weight), _np(res.weight)])
                                for sk, res in zip(net.skip, net.residual, strict=True)])
         self.b_out = np.stack([np.concatenate([_np(sk.bias), _np(res.bias)])
@@ -44,7 +51,8 @@ class CompiledSynth:
         self.w_h2, self.b_h2 = _np(net.head2.weight), _np(net.head2.bias)
         self.dilations = np.array(cfg.dilations, np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.dilations)[:-1]]).astype(np.int64)
-        self.bands = dsp.noise_bands(cfg.noise_bands)
+        bands = dsp.noise_bands(cfg.noise_bands)  # [K, LOOP]; + the loop's start, see synth_block
+        self.bands = np.ascontiguousarray(np.concatenate([bands, bands[:, :BLOCK]], axis=1))
 
 
 class SynthStream:
@@ -74,7 +82,7 @@ class SynthStream:
         out = np.empty((len(active), s.config.outputs), np.float32)
         conv_stack(np.ascontiguousarray(cond, np.float32), active.astype(np.int64), self.frame,
                    self.queue, s.offsets, s.dilations, s.w_in, s.b_in, s.w_gate, s.b_gate,
-                   s.w_cond, s.w_out, s.b_out, s.w_h1, s.b_h1, s.w_h2, s.b_h2, out)
+                   s.w_out, s.b_out, s.w_h1, s.b_h1, s.w_h2, s.b_h2, out)
         return out
 
     def split(self, raw: np.ndarray, f0: np.ndarray, fade: np.ndarray
