@@ -58,8 +58,8 @@ def _gated(a: float, b: float) -> np.float32:
     """tanh(a) * sigmoid(b) from two exps (libm's tanh costs as much as the gate's matrix):
     tanh(a) = (1 - e^-2a) / (1 + e^-2a). Clamped where both have long reached +-1 and 0, so
     no exp overflows (fastmath assumes no infinities)."""
-    e2a = np.exp(np.float32(-2.0) * min(max(a, np.float32(-15.0)), np.float32(15.0)))
-    eb = np.exp(-min(max(b, np.float32(-30.0)), np.float32(30.0)))
+    e2a = np.exp(np.float32(-2.0 * min(max(a, -15.0), 15.0)))
+    eb = np.exp(np.float32(-min(max(b, -30.0), 30.0)))
     one = np.float32(1.0)
     return np.float32((one - e2a) / ((one + e2a) * (one + eb)))
 
