@@ -17,32 +17,40 @@ Array = np.ndarray[Any, Any]
 
 
 @njit(cache=True, fastmath=True, nogil=True)
-def synth_block(table: Array, prev_table: Array, noise: Array, prev_noise: Array,
-                bands: Array, f0: Array, sample: Array, noise_start: Array, alpha: Array,
-                sample_rate: float, out: Array) -> None:
+def synth_block(table: Array, prev_table: Array, slots: Array, noise: Array,
+                prev_noise: Array, bands: Array, f0: Array, sample: Array, noise_start: Array,
+                alpha: Array, sample_rate: float, out: Array) -> None:
     """out [k, BLOCK] = crossfaded wavetable reads + crossfaded band noise, per voice.
+
+    table [k, TABLE] is this frame's period of each voice; prev_table [slots, TABLE + 1]
+    and prev_noise [slots, K] the last frame's of every slot (the guard sample repeats
+    sample 0), which this frame's then replace.
 
     bands [K, LOOP + BLOCK] repeats each loop's first BLOCK samples at its end, so a block's
     noise is one contiguous run per band and that loop vectorises over the samples."""
     voices, block = out.shape
-    size = table.shape[1] - 1
+    size = table.shape[1]
     loop = bands.shape[1] - block
     for r in range(voices):
-        now_table, was_table, o = table[r], prev_table[r], out[r]
+        now_table, was_table, o = table[r], prev_table[slots[r]], out[r]
         for n in range(block):
             cycles = f0[r] * (sample[r] + n) / sample_rate
             pos = np.float32(cycles - np.floor(cycles)) * np.float32(size)
             i0 = min(max(int(np.floor(pos)), 0), size - 1)
+            i1 = i0 + 1 if i0 + 1 < size else 0
             w = pos - np.float32(i0)
-            now = now_table[i0] + (now_table[i0 + 1] - now_table[i0]) * w
+            now = now_table[i0] + (now_table[i1] - now_table[i0]) * w
             was = was_table[i0] + (was_table[i0 + 1] - was_table[i0]) * w
             o[n] = was + (now - was) * alpha[n]
+        was_table[:size] = now_table
+        was_table[size] = now_table[0]
         start = (noise_start[r] + sample[r]) % loop
         for k in range(bands.shape[0]):
             gain, step = prev_noise[r, k], noise[r, k] - prev_noise[r, k]
             run = bands[k, start : start + block]
             for n in range(block):
                 o[n] += (gain + step * alpha[n]) * run[n]
+            prev_noise[slots[r], k] = noise[r, k]
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -104,7 +112,8 @@ def conv_stack(cond: Array, slots: Array, frame: int, queue: Array, offsets: Arr
         for r in range(k):
             for o in range(c):
                 g[r, o] = _gated(z[r, o], z[r, c + o])
-        for o in range(s + c):
+        # the last layer's residual feeds nothing: only its skip rows are computed
+        for o in range(s if layer == dilations.shape[0] - 1 else s + c):
             wo, b = w_out[layer, o], b_out[layer, o]
             for r in range(k):
                 v = b + _dot(wo, g[r])
@@ -149,3 +158,49 @@ def split_controls(raw: Array, f0: Array, fade: Array, harmonics: int, nyquist: 
             amps[r, j] = amps[r, j] * loud / total if total > 0 else 0.0
         for j in range(noise.shape[1]):
             noise[r, j] = _exp_sigmoid(raw[r, 1 + harmonics + j] - 5.0) * 0.05 * fade[r]
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def voice_inputs(slots: Array, frame: Array, gate: Array, pitch: Array, velocity: Array,
+                 kill: Array, drum: Array, instrument: Array, embeddings: Array,
+                 morph: Array, release_frames: int, fade_frames: int, held: int,
+                 age_scale: float, cond: Array, fade: Array) -> None:
+    """The conv stack's input for one frame of each active slot, and each voice's fade.
+
+    cond [k, NOTE_FEATURES + E]: model.note_features of the voice's frame, then its timbre
+    (a drum's kit piece, else the morph's blend). fade [k]: 1 while it plays; down to 0 over
+    its last fade_frames (after the release it was trained on, or at once when stolen)."""
+    for r in range(slots.shape[0]):
+        i = slots[r]
+        t, held_for = frame[i], gate[i]
+        released = t >= held_for
+        cond[r, 0] = (pitch[i] - 60.0) / 24.0
+        cond[r, 1] = velocity[i] / 127.0
+        cond[r, 2] = 0.0 if released else 1.0
+        cond[r, 3] = np.log1p(min(t, 256.0)) / age_scale
+        since = min(max(t - held_for + 1, 0.0), 256.0)
+        cond[r, 4] = np.log1p(since) / age_scale if released else 0.0
+        cond[r, cond.shape[1] - morph.shape[0] :] = embeddings[instrument[i]] if drum[i] else morph
+        left = min(max(held_for + release_frames - t, 0), fade_frames) / fade_frames
+        fade[r] = 0.0 if kill[i] else (1.0 if held_for >= held else left)
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def mix_voices(audio: Array, slots: Array, fade: Array, delay: Array, carry: Array,
+               frame: Array, key: Array, kill: Array, out: Array) -> None:
+    """Sum each voice's block [k, BLOCK] into out, `delay` samples late (the rest carried to
+    the next block); step its frame; free the slots whose fade reached silence (the samples
+    a freed voice would carry are the quietest of its fade, and are dropped)."""
+    block = out.shape[0]
+    for r in range(slots.shape[0]):
+        i = slots[r]
+        d = delay[i]
+        for n in range(d):
+            out[n] += carry[i, n]
+            carry[i, n] = audio[r, block - d + n]
+        for n in range(block - d):
+            out[d + n] += audio[r, n]
+        frame[i] += 1
+        if fade[r] == 0.0:
+            key[i] = -1
+            kill[i] = False

@@ -69,6 +69,12 @@ class SynthStream:
         self.prev_noise = np.zeros((slots, cfg.noise_bands), np.float32)
         self.frame = 0  # blocks stepped: the queues' ring position
         self.alpha = dsp.fade_in()
+        # per-block scratch, reused: bins above the harmonics stay zero for good
+        self._spectrum = np.zeros((slots, dsp.TABLE // 2 + 1), np.complex64)
+        self._raw = np.empty((slots, cfg.outputs), np.float32)
+        self._amps = np.empty((slots, cfg.harmonics), np.float32)
+        self._noise = np.empty((slots, cfg.noise_bands), np.float32)
+        self._audio = np.empty((slots, BLOCK), np.float32)
 
     def reset(self, slot: int) -> None:
         """Silence before a new note's first frame, as the offline path's zero padding."""
@@ -77,9 +83,10 @@ class SynthStream:
         self.prev_noise[slot] = 0.0
 
     def controls(self, active: np.ndarray, cond: np.ndarray) -> np.ndarray:
-        """One frame of the conv stack: cond [k, NOTE_FEATURES + E] -> raw outputs [k, O]."""
+        """One frame of the conv stack: cond [k, NOTE_FEATURES + E] -> raw outputs [k, O]
+        (a scratch view, valid until the next call)."""
         s = self.synth
-        out = np.empty((len(active), s.config.outputs), np.float32)
+        out = self._raw[: len(active)]
         conv_stack(np.ascontiguousarray(cond, np.float32), active.astype(np.int64), self.frame,
                    self.queue, s.offsets, s.dilations, s.w_in, s.b_in, s.w_gate, s.b_gate,
                    s.w_out, s.b_out, s.w_h1, s.b_h1, s.w_h2, s.b_h2, out)
@@ -87,26 +94,25 @@ class SynthStream:
 
     def split(self, raw: np.ndarray, f0: np.ndarray, fade: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
-        """As model.split_outputs; `fade` [k] scales a voice's target to silence."""
+        """As model.split_outputs; `fade` [k] scales a voice's target to silence (scratch
+        views, valid until the next call)."""
         cfg = self.synth.config
-        amps = np.empty((len(raw), cfg.harmonics), np.float32)
-        noise = np.empty((len(raw), cfg.noise_bands), np.float32)
+        amps, noise = self._amps[: len(raw)], self._noise[: len(raw)]
         split_controls(raw, f0.astype(np.float64), fade.astype(np.float32), cfg.harmonics,
                        SAMPLE_RATE / 2, amps, noise)
         return amps, noise
 
     def synthesize(self, active: np.ndarray, amps: np.ndarray, noise: np.ndarray,
                    f0: np.ndarray, sample: np.ndarray, noise_start: np.ndarray) -> np.ndarray:
-        """One block of each active voice [k, BLOCK]; sample [k] is each voice's sample count."""
-        spectrum = np.zeros((len(active), dsp.TABLE // 2 + 1), np.complex64)
-        spectrum[:, 1 : amps.shape[1] + 1] = -0.5j * dsp.TABLE * amps
-        table = np.empty((len(active), dsp.TABLE + 1), np.float32)
-        table[:, : dsp.TABLE] = np.fft.irfft(spectrum, n=dsp.TABLE, axis=1)
-        table[:, dsp.TABLE] = table[:, 0]
-        out = np.empty((len(active), BLOCK), np.float32)
-        synth_block(table, self.prev_table[active], noise, self.prev_noise[active],
+        """One block of each active voice [k, BLOCK] (a scratch view, valid until the next
+        call); sample [k] is each voice's sample count. The new tables and gains become the
+        slots' previous ones."""
+        k = len(active)
+        spectrum = self._spectrum[:k]
+        np.multiply(amps, np.complex64(-0.5j * dsp.TABLE), out=spectrum[:, 1 : amps.shape[1] + 1])
+        tables = np.fft.irfft(spectrum, n=dsp.TABLE, axis=1)  # [k, TABLE]
+        out = self._audio[:k]
+        synth_block(tables, self.prev_table, active.astype(np.int64), noise, self.prev_noise,
                     self.synth.bands, f0.astype(np.float64), sample.astype(np.int64),
                     noise_start.astype(np.int64), self.alpha, float(SAMPLE_RATE), out)
-        self.prev_table[active] = table
-        self.prev_noise[active] = noise
         return out

@@ -21,6 +21,7 @@ import numpy as np
 from musegen.music.drum_map import CLASS_TO_GM_PITCH, DRUM_CLASSES, drum_class
 from musegen.synth import spec
 from musegen.synth.dsp import noise_offset
+from musegen.synth.kernels import mix_voices, voice_inputs
 from musegen.synth.model import AGE_SCALE, NOTE_FEATURES, SynthNet
 from musegen.synth.morph import Morph
 from musegen.synth.stream import CompiledSynth, SynthStream
@@ -50,21 +51,23 @@ class _Event:
     velocity: int = field(compare=False)
 
 
-class _Voice:
-    __slots__ = ("channel", "delay", "drum", "f0", "frame", "gate", "instrument", "key",
-                 "kill", "noise_start", "pitch", "start", "velocity")
+class _Slots:
+    """Every voice slot's state as arrays, so one compiled call prepares and mixes them all."""
 
-    def __init__(self) -> None:
-        self.key = -1  # channel * 128 + pitch while the slot sounds, else -1
-        self.channel = self.pitch = self.velocity = self.instrument = 0
-        self.drum = False
-        self.f0 = 0.0  # Hz, as the instrument (or the morph's blend) is tuned
-        self.noise_start = 0  # where it reads the noise loop
-        self.frame = 0  # frames rendered
-        self.gate = HELD_FOREVER  # frames the key is held (set by its note_off)
-        self.start = 0  # output sample of frame 0
-        self.delay = 0  # samples into its first block
-        self.kill = False
+    def __init__(self, n: int) -> None:
+        self.key = np.full(n, -1, np.int64)  # channel * 128 + pitch while it sounds, else -1
+        self.channel = np.zeros(n, np.int64)
+        self.pitch = np.zeros(n, np.int64)
+        self.velocity = np.zeros(n, np.int64)
+        self.instrument = np.zeros(n, np.int64)  # a drum's kit piece (melodic: the morph)
+        self.drum = np.zeros(n, np.bool_)
+        self.f0 = np.zeros(n, np.float64)  # Hz, as the instrument (or the morph) is tuned
+        self.noise_start = np.zeros(n, np.int64)  # where it reads the noise loop
+        self.frame = np.zeros(n, np.int64)  # frames rendered
+        self.gate = np.full(n, HELD_FOREVER, np.int64)  # frames held (set by its note_off)
+        self.start = np.zeros(n, np.int64)  # output sample of frame 0
+        self.delay = np.zeros(n, np.int64)  # samples into its first block
+        self.kill = np.zeros(n, np.bool_)  # stolen: fading out for a waiting note
 
 
 class PolySynth:
@@ -74,14 +77,15 @@ class PolySynth:
         self.morph = morph or Morph.default()
         self.morph_embedding = self.morph.embedding(self.synth.embeddings)
         self._morph_target = self.morph_embedding.copy()
-        self.voices = [_Voice() for _ in range(slots)]
+        self.slots = _Slots(slots)
         self.carry = np.zeros((slots, spec.BLOCK), np.float32)
+        self._cond = np.zeros((slots, NOTE_FEATURES + self.synth.config.embedding), np.float32)
+        self._fade = np.zeros(slots, np.float32)
         self.position = 0  # output samples rendered
         self.stats = SynthStats()
         self._events: list[_Event] = []
         self._order = 0
         self._pending: list[_Event] = []  # note_ons waiting for a stolen slot to fade
-        self._embedding_size = self.synth.config.embedding
 
     # ----------------------------------------------------------------- the player's side
     def note_on(self, sample: int, channel: int, pitch: int, velocity: int) -> None:
@@ -91,9 +95,9 @@ class PolySynth:
         self._push(sample, OFF, channel, pitch, 0)
 
     def all_notes_off(self, sample: int) -> None:
-        for v in self.voices:
-            if v.key >= 0:
-                self._push(sample, OFF, v.channel, v.pitch, 0)
+        s = self.slots
+        for i in np.flatnonzero(s.key >= 0):
+            self._push(sample, OFF, int(s.channel[i]), int(s.pitch[i]), 0)
 
     def set_morph(self, x: float, y: float) -> None:
         """Move the timbre; sounding melodic voices glide there over a few blocks."""
@@ -121,7 +125,7 @@ class PolySynth:
                 self._release(event)
         self._glide_morph()
         out = np.zeros(spec.BLOCK, np.float32)
-        active = np.array([i for i, v in enumerate(self.voices) if v.key >= 0], np.int64)
+        active = np.flatnonzero(self.slots.key >= 0)
         if len(active):
             self._render_voices(active, out)
         self.stream.frame += 1
@@ -134,44 +138,20 @@ class PolySynth:
         return np.concatenate(blocks)[:samples] if blocks else np.zeros(0, np.float32)
 
     def sounding(self) -> int:
-        return sum(v.key >= 0 for v in self.voices)
+        return int(np.count_nonzero(self.slots.key >= 0))
 
     def _render_voices(self, active: np.ndarray, out: np.ndarray) -> None:
-        voices = [self.voices[i] for i in active]
-        k = len(voices)
-        frames = np.fromiter((v.frame for v in voices), np.float32, k)
-        gates = np.fromiter((v.gate for v in voices), np.float32, k)
-        drum = np.fromiter((v.drum for v in voices), np.bool_, k)
-        kill = np.fromiter((v.kill for v in voices), np.bool_, k)
-        f0 = np.fromiter((v.f0 for v in voices), np.float64, k)
-        cond = np.empty((k, NOTE_FEATURES + self._embedding_size), np.float32)
-        note_features_into(cond, frames, gates,
-                           np.fromiter((v.pitch for v in voices), np.float32, k),
-                           np.fromiter((v.velocity for v in voices), np.float32, k))
-        # the model's order: note features, then the timbre (the kit piece's or the morph's)
-        cond[:, NOTE_FEATURES:] = self.morph_embedding
-        if drum.any():
-            rows = np.flatnonzero(drum)
-            cond[rows, NOTE_FEATURES:] = self.synth.embeddings[[voices[r].instrument
-                                                                 for r in rows]]
-        fade = fades(frames, gates, kill)
+        s, k = self.slots, len(active)
+        cond, fade = self._cond[:k], self._fade[:k]
+        voice_inputs(active, s.frame, s.gate, s.pitch, s.velocity, s.kill, s.drum,
+                     s.instrument, self.synth.embeddings, self.morph_embedding,
+                     RELEASE_FRAMES, FADE_FRAMES, HELD_FOREVER, AGE_SCALE, cond, fade)
+        f0 = s.f0[active]
         raw = self.stream.controls(active, cond)
         amps, noise = self.stream.split(raw, f0, fade)
-        samples = frames.astype(np.int64) * spec.BLOCK
-        starts = np.fromiter((v.noise_start for v in voices), np.int64, k)
-        audio = self.stream.synthesize(active, amps, noise, f0, samples, starts)
-        for row, (slot, v) in enumerate(zip(active, voices, strict=True)):
-            d = v.delay
-            out[d:] += audio[row, : spec.BLOCK - d]
-            if d:
-                out[:d] += self.carry[slot, :d]
-                self.carry[slot, :d] = audio[row, spec.BLOCK - d :]
-            v.frame += 1
-            if fade[row] == 0.0:
-                # a fade reaches silence at the block's end: the `delay` samples it carries
-                # into the next block are the quietest of it, and are dropped with the slot
-                v.key = -1
-                v.kill = False
+        audio = self.stream.synthesize(active, amps, noise, f0, s.frame[active] * spec.BLOCK,
+                                       s.noise_start[active])
+        mix_voices(audio, active, fade, s.delay, self.carry, s.frame, s.key, s.kill, out)
 
     def _start_pending(self) -> None:
         pending, self._pending = self._pending, []
@@ -184,46 +164,45 @@ class PolySynth:
             self.stats.ignored += 1
             return
         key = event.channel * 128 + event.pitch
-        for v in self.voices:  # a retriggered key ends its old note first
-            if v.key == key and not v.kill:
-                v.gate = min(v.gate, v.frame)
+        s = self.slots
+        again = (s.key == key) & ~s.kill  # a retriggered key ends its old note first
+        s.gate[again] = np.minimum(s.gate[again], s.frame[again])
         slot = self._free_slot()
         if slot is None:
             self._steal()
             self._pending.append(event)
             return
-        v = self.voices[slot]
-        v.key, v.channel, v.pitch, v.velocity = key, event.channel, pitch, event.velocity
-        v.instrument, v.drum = instrument, drum
-        v.f0 = self._tuned_hz(instrument, pitch, drum)
-        v.noise_start = noise_offset(pitch)
-        v.frame, v.gate, v.kill = 0, HELD_FOREVER, False
-        v.delay = event.sample - self.position if event.sample >= self.position else 0
-        v.start = self.position + v.delay
+        s.key[slot], s.channel[slot], s.pitch[slot] = key, event.channel, pitch
+        s.velocity[slot], s.instrument[slot], s.drum[slot] = event.velocity, instrument, drum
+        s.f0[slot] = self._tuned_hz(instrument, pitch, drum)
+        s.noise_start[slot] = noise_offset(pitch)
+        s.frame[slot], s.gate[slot], s.kill[slot] = 0, HELD_FOREVER, False
+        s.delay[slot] = event.sample - self.position if event.sample >= self.position else 0
+        s.start[slot] = self.position + s.delay[slot]
         self.stream.reset(slot)
         self.carry[slot] = 0.0
         self.stats.notes += 1
 
     def _release(self, event: _Event) -> None:
-        key = event.channel * 128 + event.pitch
-        for v in self.voices:
-            if v.key == key and v.gate == HELD_FOREVER:
-                # the frame boundary of the voice's own grid nearest the off; never one
-                # already rendered
-                v.gate = max(v.frame, (event.sample - v.start + spec.BLOCK // 2) // spec.BLOCK)
+        s = self.slots
+        held = np.flatnonzero((s.key == event.channel * 128 + event.pitch)
+                              & (s.gate == HELD_FOREVER))
+        # the frame boundary of the voice's own grid nearest the off; never one already
+        # rendered
+        nearest = (event.sample - s.start[held] + spec.BLOCK // 2) // spec.BLOCK
+        s.gate[held] = np.maximum(s.frame[held], nearest)
 
     def _free_slot(self) -> int | None:
-        for i, v in enumerate(self.voices):
-            if v.key < 0:
-                return i
-        return None
+        free = np.flatnonzero(self.slots.key < 0)
+        return int(free[0]) if len(free) else None
 
     def _steal(self) -> None:
-        if any(v.kill for v in self.voices):
+        s = self.slots
+        if s.kill.any():
             return  # one is already fading for the waiting notes
-        def age(v: _Voice) -> tuple[bool, int]:  # released first, then the oldest
-            return (v.gate != HELD_FOREVER, v.frame)
-        max(self.voices, key=age).kill = True
+        # released first, then the oldest (the first such slot on a tie)
+        age = (s.gate != HELD_FOREVER) * (1 << 40) + s.frame
+        s.kill[int(np.argmax(age))] = True
         self.stats.stolen += 1
 
     def _timbre_of(self, channel: int, pitch: int) -> tuple[int, int, bool]:
@@ -245,23 +224,3 @@ class PolySynth:
         target = self._morph_target  # one read: set_morph may swap it from another thread
         self.morph_embedding += (target - self.morph_embedding) * self.morph.glide
 
-
-def note_features_into(cond: np.ndarray, frames: np.ndarray, gates: np.ndarray,
-                       pitch: np.ndarray, velocity: np.ndarray) -> None:
-    """cond[:, :NOTE_FEATURES] for voices at `frames` held for `gates` frames: the same
-    features as model.note_features gives a whole note."""
-    released = frames >= gates
-    cond[:, 0] = (pitch - 60.0) / 24.0
-    cond[:, 1] = velocity / 127.0
-    cond[:, 2] = ~released
-    cond[:, 3] = np.log1p(np.minimum(frames, 256.0)) / AGE_SCALE
-    since = np.clip(frames - gates + 1, 0.0, 256.0)
-    cond[:, 4] = np.where(released, np.log1p(since) / AGE_SCALE, 0.0)
-
-
-def fades(frames: np.ndarray, gates: np.ndarray, kill: np.ndarray) -> np.ndarray:
-    """1 while a voice plays; down to 0 over its last frames (after the release it was
-    trained on, or at once when stolen); 0 frees the slot after this block."""
-    left = np.clip(gates + RELEASE_FRAMES - frames, 0, FADE_FRAMES) / FADE_FRAMES
-    out = np.where(gates >= HELD_FOREVER, 1.0, left)
-    return np.asarray(np.where(kill, 0.0, out), dtype=np.float32)
