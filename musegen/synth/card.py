@@ -72,9 +72,9 @@ def speed_section(speed: dict[str, Any] | None) -> str:
         f", {speed['block_ms_p99']} ms).",
         "",
         "The Pi 4 estimate scales by numpy's LINPACK solve here against 812 MFLOPS for the "
-        "same benchmark on a standard Pi 4 (sci-pi.org.uk). The synth's block is as much "
-        "Python and numpy dispatch as arithmetic, so this is a rough guide, not a "
-        "measurement; docs/synth.md says more.",
+        "same benchmark on a standard Pi 4 (sci-pi.org.uk). The synth's block is compiled "
+        "loops and one FFT, not BLAS, so this is a rough guide, not a measurement; "
+        "docs/synth.md says more.",
     ])
 
 
