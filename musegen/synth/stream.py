@@ -87,9 +87,9 @@ class SynthStream:
         (a scratch view, valid until the next call)."""
         s = self.synth
         out = self._raw[: len(active)]
-        conv_stack(np.ascontiguousarray(cond, np.float32), active.astype(np.int64), self.frame,
-                   self.queue, s.offsets, s.dilations, s.w_in, s.b_in, s.w_gate, s.b_gate,
-                   s.w_out, s.b_out, s.w_h1, s.b_h1, s.w_h2, s.b_h2, out)
+        conv_stack(np.ascontiguousarray(cond, np.float32), np.asarray(active, np.int64),
+                   self.frame, self.queue, s.offsets, s.dilations, s.w_in, s.b_in, s.w_gate,
+                   s.b_gate, s.w_out, s.b_out, s.w_h1, s.b_h1, s.w_h2, s.b_h2, out)
         return out
 
     def split(self, raw: np.ndarray, f0: np.ndarray, fade: np.ndarray
@@ -98,8 +98,8 @@ class SynthStream:
         views, valid until the next call)."""
         cfg = self.synth.config
         amps, noise = self._amps[: len(raw)], self._noise[: len(raw)]
-        split_controls(raw, f0.astype(np.float64), fade.astype(np.float32), cfg.harmonics,
-                       SAMPLE_RATE / 2, amps, noise)
+        split_controls(raw, np.asarray(f0, np.float64), np.asarray(fade, np.float32),
+                       cfg.harmonics, SAMPLE_RATE / 2, amps, noise)
         return amps, noise
 
     def synthesize(self, active: np.ndarray, amps: np.ndarray, noise: np.ndarray,
@@ -112,7 +112,8 @@ class SynthStream:
         np.multiply(amps, np.complex64(-0.5j * dsp.TABLE), out=spectrum[:, 1 : amps.shape[1] + 1])
         tables = np.fft.irfft(spectrum, n=dsp.TABLE, axis=1)  # [k, TABLE]
         out = self._audio[:k]
-        synth_block(tables, self.prev_table, active.astype(np.int64), noise, self.prev_noise,
-                    self.synth.bands, f0.astype(np.float64), sample.astype(np.int64),
-                    noise_start.astype(np.int64), self.alpha, float(SAMPLE_RATE), out)
+        synth_block(tables, self.prev_table, np.asarray(active, np.int64), noise,
+                    self.prev_noise, self.synth.bands, np.asarray(f0, np.float64),
+                    np.asarray(sample, np.int64), np.asarray(noise_start, np.int64), self.alpha,
+                    float(SAMPLE_RATE), out)
         return out
