@@ -71,9 +71,11 @@ def add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    "the line on a steady or white-jittered clock and the tick on one whose "
                    "phase wanders (auto, default)")
     p.add_argument("--rt-priority", type=int, default=RT_PRIORITY, metavar="N",
-                   help="read 'musegen in' on a thread under real-time scheduling (SCHED_FIFO) "
-                   f"at this priority where the system allows it (default {RT_PRIORITY}; 0: "
-                   "normal scheduling). A clock tick read late delays the notes on it")
+                   help="read 'musegen in', and with --audio render the synth, on threads "
+                   "under real-time scheduling (SCHED_FIFO) at this priority where the system "
+                   f"allows it (default {RT_PRIORITY}; 0: normal scheduling). A clock tick "
+                   "read late delays the notes on it; a real-time synth runs one block ahead "
+                   "instead of two")
     p.add_argument("--on-clock-loss", choices=["stop", "hold"], default="hold",
                    help="when the DAW's clock goes silent without a Stop message: keep "
                    "playing at its last tempo (hold, default: a hiccup is not a stop) or stop")

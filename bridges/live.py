@@ -238,7 +238,8 @@ def start_audio(args: argparse.Namespace, running: Running) -> AudioOutput | Non
         if args.morph:
             start = Morph.parse(args.morph)
             session.set_morph(start.x, start.y)
-        output = open_audio(args.synth, args.audio_device, running.timebase.now, session.morph)
+        output = open_audio(args.synth, args.audio_device, running.timebase.now, session.morph,
+                            rt_priority=args.rt_priority)
     except (SynthNotFound, MorphError, ControlError) as exc:
         raise LiveError(str(exc)) from None
     except AudioUnavailable as exc:

@@ -48,7 +48,8 @@ TOLERANCE = BLOCK + 64  # one synth block and one JACK period
 # or 1. This bound is what tells sample-exact placement from playing each note at the next
 # block, which stays within TOLERANCE (measured: 144 samples at most).
 EXACT = 16
-OPENED = re.compile(r"^musegen: audio out on .+ \(.+, block 256 @ 48 kHz, [\d.]+ ms latency\)$")
+OPENED = re.compile(r"^musegen: audio out on .+ \(.+, block 256 @ 48 kHz, (\d) ahead, "
+                    r"(real-time|normal priority), [\d.]+ ms latency\)$")
 CLOSED = re.compile(r"^musegen: audio out closed: (\d+) notes, (\d+) underruns, (\d+) late "
                     r"events, (\d+) voices stolen$")
 
@@ -284,7 +285,12 @@ def test_a_minute_at_120_bpm_never_underruns(
                        "--seconds", "60", "--synth", synth)
     processes.append(live)
     assert live.wait(120) == 0, live.lines
+    opened = next(m for m in map(OPENED.match, live.lines) if m)
+    # real-time scheduling where this machine allows it (the default --rt-priority), and
+    # then one block ahead; two at normal priority
+    assert (opened[1], opened[2]) in {("1", "real-time"), ("2", "normal priority")}, opened[0]
     notes, underruns, late, stolen = live.closed()
-    print(f"\n60 s: {notes} notes, {underruns} underruns, {late} late, {stolen} stolen")
+    print(f"\n60 s: {notes} notes, {underruns} underruns, {late} late, {stolen} stolen; "
+          f"{opened[0]}")
     assert notes > 100
     assert underruns == 0, live.lines

@@ -25,9 +25,10 @@ __all__ = ["AudioOutput", "AudioStats", "AudioUnavailable", "Device", "find_devi
 
 
 def open_audio(synth: str, device: str | None, now: Callable[[], float],
-               morph: tuple[float, float] = (0.0, 0.0)) -> AudioOutput:
+               morph: tuple[float, float] = (0.0, 0.0), rt_priority: int = 0) -> AudioOutput:
     """`synth` (a shipped name or a folder) playing on `device` (an index, part of a name,
-    or None: the default output), timed on `now`, its timbre at the `morph` position."""
+    or None: the default output), timed on `now`, its timbre at the `morph` position; its
+    synthesis thread under SCHED_FIFO at `rt_priority` where allowed (0: normal)."""
     net, meta = load_synth(synth)
     return AudioOutput(net, find_device(device), now, name=meta.name,
-                       morph=Morph.default().moved(*morph))
+                       morph=Morph.default().moved(*morph), rt_priority=rt_priority)

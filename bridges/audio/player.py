@@ -3,15 +3,16 @@
 Three threads meet here and none waits for another:
 - the dispatch thread calls `send` when events are due; it appends `(at, events)` to a
   deque (one atomic append under the GIL) and returns;
-- the synthesis thread keeps the ring AHEAD_BLOCKS blocks ahead of the device: before each
-  block it takes what `send` left, maps each `at` to a synth sample through the
-  `SampleClock` plus a fixed lead, hands the notes to `PolySynth`, renders and writes;
+- the synthesis thread keeps the ring a block or two ahead of the device (one under
+  real-time scheduling, see AHEAD_BLOCKS): before each block it takes what `send` left,
+  maps each `at` to a synth sample through the `SampleClock` plus a fixed lead, hands the
+  notes to `PolySynth`, renders and writes;
 - the device's callback reads the ring and anchors the `SampleClock` (bridges.audio.output).
 
 Latency: an event due at `at` starts at the sample the device reads at `at` plus the lead.
 Right after a callback took its buffer (`blocksize` samples, read at once), the synthesis
-thread tops the ring up to AHEAD_BLOCKS blocks past it; so the rendered audio reaches
-AHEAD_BLOCKS * BLOCK + blocksize samples past the read head the line maps `at` to. The
+thread tops the ring up to its blocks ahead past it; so the rendered audio reaches
+`ahead` + blocksize samples past the read head the line maps `at` to. The
 events reach the synthesis thread a little after `at` (the dispatcher sends on JACK's frame
 clock up to a period late, and hands over through a thread), so the lead adds
 DISPATCH_SLACK: together, the least that puts every event into samples not rendered yet.
@@ -33,6 +34,7 @@ import numpy as np
 from bridges.audio.output import Device, DeviceStream
 from bridges.audio.ring import Ring
 from bridges.audio.timeline import SampleClock
+from bridges.midi.ticker import set_realtime
 from musegen.engine import NOTE_ON, ScheduledEvent
 from musegen.engine.session import ready_for_real_time
 from musegen.synth.model import SynthNet
@@ -43,10 +45,12 @@ from musegen.synth.voices import PolySynth
 logger = logging.getLogger(__name__)
 
 # Blocks rendered ahead of the device's buffer. The synthesis thread must refill within that
-# many callbacks: 2 gives it 10.7 ms against the GIL and the scheduler (0 underruns in 20 s on
-# the 2-core JACK rig, where 1, 5.3 ms, underran 17 times); the lead is then 3 blocks and
-# DISPATCH_SLACK, 18.7 ms.
+# many blocks. Under real-time scheduling (SCHED_FIFO, `rt_priority`) one block is enough: 0
+# underruns in 60 s at 120 BPM on the 2-core JACK rig. At normal priority it must wait out
+# other threads: one block underran 3 times in those 60 s, two blocks (10.7 ms) 0 times.
+AHEAD_BLOCKS_REALTIME = 1
 AHEAD_BLOCKS = 2
+REALTIME_WAIT_S = 1.0  # the most the constructor waits for the thread to say how it runs
 # an event's way from `at` to the synthesis thread: up to a JACK period late from the
 # dispatcher, then the hand-off (without it, one event in 20 came up to 32 samples late)
 DISPATCH_SLACK = 128
@@ -75,17 +79,19 @@ class AudioOutput:
 
     Opening starts the synthesis thread and the stream (AudioUnavailable if the device
     refuses); `close()` ends every note with a short fade, stops the thread and the stream.
+    With `rt_priority` > 0 the synthesis thread asks for SCHED_FIFO at that priority; where it
+    gets it, the ring runs AHEAD_BLOCKS_REALTIME blocks ahead, else AHEAD_BLOCKS (or
+    `ahead_blocks`, when given).
     """
 
     def __init__(self, net: SynthNet, device: Device, now: Callable[[], float], *,
                  name: str = "synth", morph: Morph | None = None, blocksize: int = BLOCK,
-                 ahead_blocks: int = AHEAD_BLOCKS) -> None:
+                 ahead_blocks: int | None = None, rt_priority: int = 0) -> None:
         if not 0 < blocksize <= BLOCK:  # the lead counts on callbacks of a known size
             raise ValueError(f"blocksize must be 1..{BLOCK}, got {blocksize}")
         self.name = name
-        self.ahead = ahead_blocks * BLOCK  # the most the ring holds past a callback's read
-        # from the line's sample of `at` to the event's (see the module's docstring)
-        self.lead = self.ahead + blocksize + DISPATCH_SLACK
+        self.rt_priority = rt_priority
+        self.realtime = False  # whether the synthesis thread got SCHED_FIFO
         self.synth = PolySynth(net, morph)
         _warm_up(net)
         self.ring = Ring(RING_CAPACITY)
@@ -95,10 +101,19 @@ class AudioOutput:
         self._fade_out = np.linspace(1.0, 0.0, BLOCK, dtype=np.float32)
         self._stopping = False
         self._closed = False
-        while self.ring.available() < self.ahead + blocksize:  # the first reads find it full
-            self.ring.write(self.synth.render_block())
+        self._scheduled = threading.Event()  # the thread has asked for its scheduling
+        self._go = threading.Event()  # the ring is filled: the thread may start topping up
         self._thread = threading.Thread(target=self._run, name="musegen-synth", daemon=True)
         self._thread.start()
+        self._scheduled.wait(REALTIME_WAIT_S)
+        if ahead_blocks is None:
+            ahead_blocks = AHEAD_BLOCKS_REALTIME if self.realtime else AHEAD_BLOCKS
+        self.ahead = ahead_blocks * BLOCK  # the most the ring holds past a callback's read
+        # from the line's sample of `at` to the event's (see the module's docstring)
+        self.lead = self.ahead + blocksize + DISPATCH_SLACK
+        while self.ring.available() < self.ahead + blocksize:  # the first reads find it full
+            self.ring.write(self.synth.render_block())
+        self._go.set()
         # from the stream's first callback on the GIL is the audio thread's deadline; the
         # session prepares the same, but after the stream runs: its first collection over the
         # loaded models held the GIL ~100 ms there, and the first notes came 52 ms late
@@ -115,8 +130,10 @@ class AudioOutput:
         return self.lead / SAMPLE_RATE + self.stream.latency_s
 
     def describe(self) -> str:
+        scheduling = "real-time" if self.realtime else "normal priority"
         return (f"{self.stream.device.describe()} ({self.name}, block {BLOCK} @ "
-                f"{SAMPLE_RATE // 1000} kHz, {1000 * self.latency_s:.1f} ms latency)")
+                f"{SAMPLE_RATE // 1000} kHz, {self.ahead // BLOCK} ahead, {scheduling}, "
+                f"{1000 * self.latency_s:.1f} ms latency)")
 
     # ------------------------------------------------------------------ the dispatcher's side
     def send(self, events: Sequence[ScheduledEvent], at: float) -> None:
@@ -146,12 +163,17 @@ class AudioOutput:
 
     def _stop_thread(self) -> None:
         self._stopping = True
+        self._go.set()
         self._thread.join(5.0)
         if self._thread.is_alive():
             logger.warning("the synthesis thread did not stop")
 
     # ------------------------------------------------------------------ the synthesis thread
     def _run(self) -> None:
+        if self.rt_priority > 0:
+            self.realtime = set_realtime(self.rt_priority)
+        self._scheduled.set()
+        self._go.wait()
         ring, synth, room = self.ring, self.synth, self.ahead - BLOCK
         try:
             while not self._stopping:
