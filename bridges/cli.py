@@ -92,6 +92,15 @@ def add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--port", type=int, default=8000, help="web page port")
     p.add_argument("--token", help="required to bind anywhere but 127.0.0.1")
     p.add_argument("--no-web", action="store_true", help="no web page")
+    p.add_argument("--osc", type=int, metavar="PORT",
+                   help="take OSC controls on this UDP port (/musegen/<part>/<control>, "
+                   "/musegen/tempo, /musegen/play, /musegen/stop; docs/sync.md). OSC has no "
+                   "authentication: anyone who can reach the port drives the engine")
+    p.add_argument("--osc-host", default="127.0.0.1",
+                   help="with --osc: the address to listen on (default 127.0.0.1)")
+    p.add_argument("--osc-out", metavar="HOST:PORT",
+                   help="send every note (/musegen/<part>/note pitch velocity beats) and each "
+                   "bar's downbeat (/musegen/bar) there as timestamped OSC bundles")
     p.add_argument("--audio", action="store_true",
                    help="also play through the neural synth on the sound card (PortAudio); "
                    "without an audio device it says so and plays on")

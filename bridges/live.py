@@ -130,7 +130,8 @@ def open_live(args: argparse.Namespace, hooks: LiveHooks | None = None) -> Runni
         running.audio = start_audio(args, running)
         for output in hooks.outputs:
             session.add_output(output)
-        start_web(args, running)
+        dropped = start_osc(args, running)
+        start_web(args, running, dropped)
         if args.learn:
             learn(session, Path(args.config or DEFAULT_CONFIG))
     except BaseException:
@@ -258,13 +259,41 @@ def start_audio(args: argparse.Namespace, running: Running) -> AudioOutput | Non
     return output
 
 
-def start_web(args: argparse.Namespace, running: Running) -> None:
+def start_osc(args: argparse.Namespace, running: Running) -> dict[str, Callable[[], int]]:
+    """`--osc PORT`: OSC controls in; `--osc-out HOST:PORT`: notes and downbeats out.
+    Returns the dropped-message counts for /api/health."""
+    dropped: dict[str, Callable[[], int]] = {}
+    if args.osc is not None:
+        from bridges.osc import OscControls
+
+        try:
+            controls = OscControls(running.session, args.osc_host, args.osc)
+        except (OSError, OverflowError) as exc:
+            raise LiveError(f"OSC on {args.osc_host}:{args.osc}: {exc}") from None
+        running.closers.append(controls.close)
+        dropped["osc"] = lambda: controls.dropped_total
+        running.say(f"musegen: OSC controls on {controls.describe()}")
+    if args.osc_out:
+        from bridges.osc import OscNotesOut, parse_target
+
+        try:
+            notes = OscNotesOut(running.session, *parse_target(args.osc_out))
+        except (ValueError, OSError) as exc:
+            raise LiveError(str(exc)) from None
+        running.closers.append(notes.close)
+        running.say(f"musegen: OSC notes out to {notes.describe()}")
+    return dropped
+
+
+def start_web(args: argparse.Namespace, running: Running,
+              dropped_inputs: dict[str, Callable[[], int]] | None = None) -> None:
     if args.no_web:
         return
     from bridges.web.server import serve
 
     try:
-        handle = serve(running.session, host=args.host, port=args.port, token=args.token)
+        handle = serve(running.session, host=args.host, port=args.port, token=args.token,
+                       dropped_inputs=dropped_inputs)
     except (OSError, ValueError) as exc:
         raise LiveError(f"web page: {exc}") from None
     running.closers.append(handle.stop)

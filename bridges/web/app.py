@@ -10,7 +10,7 @@ when the app starts and unhooks the transport one when it stops.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,11 +41,14 @@ def create_app(
     messages_per_second: float = MESSAGES_PER_SECOND,
     burst: int = BURST,
     fanout: Fanout = "direct",
+    dropped_inputs: Mapping[str, Callable[[], int]] | None = None,
 ) -> FastAPI:
     """The app for `session`. `allowed_origins`: pages on other origins that may open the
     websocket and call the API ("*": any); `allowed_hosts`: names besides loopback the
-    server answers to without a token; `fanout`: see `Hub`."""
+    server answers to without a token; `fanout`: see `Hub`; `dropped_inputs`: other front
+    doors' counts of messages dropped (OSC), by name, shown by /api/health."""
     hub = Hub(session, queue_size=client_queue, tick_s=tick_s, fanout=fanout)
+    hub.dropped_inputs = dict(dropped_inputs or {})
     gate = Gate(token, frozenset(allowed_origins), frozenset(allowed_hosts),
                 messages_per_second, burst)
 

@@ -79,6 +79,8 @@ class Hub:
         if fanout not in FANOUTS:
             raise ValueError(f"fanout must be one of {FANOUTS}, not {fanout!r}")
         self.session = session
+        # other front doors' dropped-message counts, by name (shown by /api/health)
+        self.dropped_inputs: dict[str, Callable[[], int]] = {}
         self.queue_size = queue_size
         self.tick_s = tick_s
         self.fanout = fanout

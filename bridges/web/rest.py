@@ -36,6 +36,8 @@ class Health(BaseModel):
     engine_running: bool
     playing: bool
     uptime_s: float
+    # messages other front doors dropped (bad address or value), by door: {"osc": 2}
+    dropped_inputs: dict[str, int] = {}
 
 
 class ModelInfo(BaseModel):
@@ -104,7 +106,9 @@ def router(hub: Hub, token: str | None) -> APIRouter:
         return Health(status="ok", version=musegen.__version__, protocol=PROTOCOL_VERSION,
                       clients=len(hub.clients), dropped_clients=hub.dropped,
                       engine_running=session.running, playing=session.clock.playing,
-                      uptime_s=round(time.monotonic() - started, 3))
+                      uptime_s=round(time.monotonic() - started, 3),
+                      dropped_inputs={name: count() for name, count
+                                      in hub.dropped_inputs.items()})
 
     @guarded.get("/models", responses={401: ERRORS[401]})
     def models() -> list[ModelInfo]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -76,6 +76,7 @@ def serve(
     messages_per_second: float = MESSAGES_PER_SECOND,
     burst: int = BURST,
     fanout: Fanout = "direct",
+    dropped_inputs: Mapping[str, Callable[[], int]] | None = None,
 ) -> WebServer:
     """Serve the page, `/ws` and `/api` for `session` (port 0: any free port). `fanout`:
     "direct" writes each message, framed once, straight to every client keeping up;
@@ -89,7 +90,8 @@ def serve(
     app = create_app(session, token=token, allowed_origins=allowed_origins,
                      allowed_hosts=() if is_loopback(host) else (host,),
                      client_queue=client_queue, tick_s=tick_s,
-                     messages_per_second=messages_per_second, burst=burst, fanout=fanout)
+                     messages_per_second=messages_per_second, burst=burst, fanout=fanout,
+                     dropped_inputs=dropped_inputs)
     sock = _bind(host, port)
     # uvicorn's own websockets protocol, plus a direct frame writer the hub may use
     config = uvicorn.Config(app, log_level=log_level, ws=DirectProtocol,

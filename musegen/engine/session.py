@@ -156,6 +156,10 @@ class LiveSession:
         if output in self._fanout.outputs:
             self._fanout.outputs.remove(output)
 
+    def now(self) -> float:
+        """The session's time (seconds on its clock's timebase), for outputs that stamp."""
+        return self._now()
+
     def add_bar_listener(self, listener: BarListener) -> None:
         self.worker.bar_listeners.append(listener)
 
