@@ -48,6 +48,9 @@ def add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--clock", choices=["internal", "midi"], default="internal",
                    help="internal: our tempo (--bpm); midi: follow the clock on 'musegen in'")
     p.add_argument("--bpm", type=float, default=120.0, help="internal clock tempo")
+    p.add_argument("--clock-out", action="store_true",
+                   help="be the MIDI clock master: send 24 ppqn ticks, Start/Stop/Continue and "
+                   "Song Position on 'musegen out' (needs the internal clock)")
     p.add_argument("--model", action="append",
                    help="model per part, repeatable (default: drums-lstm); a drums model "
                    "plays channel 10, a melody model channel 1")

@@ -141,6 +141,9 @@ def open_live(args: argparse.Namespace, hooks: LiveHooks | None = None) -> Runni
 
 
 def make_clock(args: argparse.Namespace, timebase: Timebase) -> Clock:
+    if args.clock_out and (args.clock == "midi" or args.backend == "none"):
+        raise LiveError("--clock-out makes musegen the MIDI clock master: it needs MIDI and "
+                        "the internal clock (not --clock midi, not --backend none)")
     if args.clock == "midi":
         if args.backend == "none":
             raise LiveError("--clock midi needs MIDI: choose a --backend other than none")

@@ -11,6 +11,7 @@ import argparse
 from dataclasses import dataclass
 
 from bridges.midi.backends import MidiUnavailable, resolve
+from bridges.midi.clock_out import LockedSink, MidiClockOut
 from bridges.midi.input import MidiInput, MidiMessage
 from bridges.midi.output import MidiPortOutput
 from bridges.midi.ports import PortSet, open_ports
@@ -27,17 +28,21 @@ class MidiFront:
     output: MidiPortOutput
     input: MidiInput | None
     backend: str
+    clock_out: MidiClockOut | None = None
 
     def close(self) -> None:
         if self.input is not None:
             self.input.stop()
+        if self.clock_out is not None:
+            self.clock_out.close()  # a Stop first: the follower must not free-run
         self.session.remove_output(self.output)
         self.output.all_notes_off()
         self.ports.close()
 
     def describe(self) -> str:
         names = ", ".join(repr(p.name) for p in self.ports.all())
-        return f"ports {names} on {self.backend}"
+        clock = f"; MIDI clock out on {self.ports.output.name!r}" if self.clock_out else ""
+        return f"ports {names} on {self.backend}{clock}"
 
     def on_message(self, message: MidiMessage) -> None:
         if message.kind == "cc":
@@ -56,11 +61,15 @@ def open_midi_front(args: argparse.Namespace, session: LiveSession,
     ports = open_ports(backend, listen=True, input_from=args.input_from,
                        output_to=args.output_to, melody=args.melody_port)
     routes = {"melody": ports.melody} if ports.melody is not None else {}
-    output = MidiPortOutput(ports.output, routes)
+    # with clock out, the note output and the clock share 'musegen out' from two threads
+    sink = LockedSink(ports.output) if args.clock_out else ports.output
+    output = MidiPortOutput(sink, routes)
     session.add_output(output)
+    clock_out = (MidiClockOut(sink, session.clock, timebase.now, rt_priority=args.rt_priority)
+                 if args.clock_out else None)
     midi_in = MidiInput(session.clock.tick_follower, now=timebase.now,
                         clock_in_callback=clock_in_callback)
-    front = MidiFront(session, ports, output, midi_in, str(backend))
+    front = MidiFront(session, ports, output, midi_in, str(backend), clock_out)
     if ports.input is not None:
         midi_in.add_listener(front.on_message)
         ports.input.set_callback(timebase.input_callback(midi_in.callback),

@@ -79,7 +79,9 @@ def test_osc_drives_every_control_transport_tempo_and_morph(
     assert not session.clock.playing
     sent(server, client, "/musegen/play", [])
     assert session.clock.playing
-    assert server.dropped_total == 0 and server.applied == 11
+    sent(server, client, "/musegen/rewind", [])
+    assert session.clock.beat_at(session.now()) == pytest.approx(0.0, abs=1e-6)
+    assert server.dropped_total == 0 and server.applied == 12
 
 
 @pytest.mark.parametrize("address, value, reason", [

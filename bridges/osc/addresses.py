@@ -4,6 +4,7 @@
 | --- | --- | --- |
 | /musegen/play | none | start (or continue) the internal clock |
 | /musegen/stop | none | stop it |
+| /musegen/rewind | none | back to the top (keeps playing if playing) |
 | /musegen/tempo | bpm (number) | set the tempo |
 | /musegen/<part>/genre | name (string) | the part's genre, from the next bar |
 | /musegen/<part>/density, temperature, humanize, swing | number | that control |
@@ -50,6 +51,9 @@ def _apply(session: LiveSession, path: list[str], args: list[Any]) -> None:
         case ["stop"]:
             _count(args, 0, path)
             session.stop()
+        case ["rewind"]:
+            _count(args, 0, path)
+            session.rewind()
         case ["tempo"]:
             _count(args, 1, path)
             session.set_tempo(_number(args[0], "tempo"))
