@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     add_live(commands)
+    _add_pedal(commands)
     _add_ports(commands)
     _add_bench_from_checkout(commands)
     return run_parser(parser, argv)
@@ -127,6 +128,70 @@ def _run_live(args: argparse.Namespace) -> int:
         return run_live(args)
     except LiveError as exc:
         raise UserError(str(exc)) from None
+
+
+def _add_pedal(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = commands.add_parser(
+        "pedal", help="the headless box: play as a TOML config says, with a footswitch, knobs "
+        "and audio out (docs/pedal.md)",
+        description="Plays straight away (or waits for a MIDI clock) as the config says: the "
+        "live engine, its audio out and MIDI ports, the footswitch, knobs and LED on GPIO "
+        "(without GPIO: MIDI controls only), no web page unless asked; logs to stderr (the "
+        "journal, under systemd).")
+    p.add_argument("--config", help="the pedal's TOML file (default: the shipped example's "
+                   "settings; `musegen pedal example-config` prints it)")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: until SIGTERM)")
+    p.set_defaults(handler=_run_pedal)
+    sub = p.add_subparsers(dest="pedal_command")
+    service = sub.add_parser("install-service", help="write the systemd unit of the pedal")
+    service.add_argument("--print", action="store_true", help="print it instead")
+    service.add_argument("--config", default="/etc/musegen/pedal.toml",
+                         help="the config the service reads (default /etc/musegen/pedal.toml)")
+    service.add_argument("--data-dir", default="/var/lib/musegen",
+                         help="where it may write (recordings); default /var/lib/musegen")
+    service.add_argument("--unit-dir", default="/etc/systemd/system",
+                         help="where the unit goes (default /etc/systemd/system)")
+    service.add_argument("--user", default="musegen", help="the user it runs as")
+    service.set_defaults(handler=_run_pedal_service)
+    example = sub.add_parser("example-config", help="print the documented example config")
+    example.set_defaults(handler=_run_pedal_example)
+
+
+def _run_pedal(args: argparse.Namespace) -> int:
+    from bridges.live import LiveError
+    from bridges.pedal.run import run_pedal
+
+    live = argparse.ArgumentParser(prog="musegen")
+    add_live(live.add_subparsers())
+    try:
+        return run_pedal(args, live.parse_args)
+    except LiveError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _run_pedal_service(args: argparse.Namespace) -> int:
+    from bridges.pedal.service import unit_text
+
+    text = unit_text(Path(args.config), Path(args.data_dir), user=args.user)
+    if args.print:
+        print(text, end="")
+        return 0
+    target = Path(args.unit_dir) / "musegen-pedal.service"
+    try:
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(target)  # whole or not at all
+    except OSError as exc:
+        raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
+    print(f"musegen: wrote {target}; enable it with: systemctl enable --now musegen-pedal")
+    return 0
+
+
+def _run_pedal_example(args: argparse.Namespace) -> int:
+    from bridges.pedal.config import example_text
+
+    print(example_text(), end="")
+    return 0
 
 
 def _add_ports(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

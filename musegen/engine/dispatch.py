@@ -145,6 +145,7 @@ class Dispatcher:
         # pass `due` at a step, so short sleeps there cost nothing in timing and save the CPU.
         self.spin_sleep_s = spin_sleep_s
         self.max_sleep_s = max_sleep_s
+        self.turns = 0  # times round the dispatch loop (at least one per max_sleep_s)
         self.drop_late_s = drop_late_s  # a note_on this late is worse than silence
         self.dropped_late = 0
         self.max_late_s = 0.0  # the worst lateness run_forever saw when sending
@@ -315,6 +316,7 @@ class Dispatcher:
         now, sleep, spin_sleep = self._now, self._sleep, self.spin_sleep_s
         nap = self._waiter.wait  # cut short by a transport event, a tick or a push
         while not stop_flag.is_set():
+            self.turns += 1  # a watchdog reads it: a loop that stopped turning is hung
             if self._inbox:
                 with self._send_lock:
                     self._send_transport(output)

@@ -1,0 +1,153 @@
+"""The pedal's hardware controls through gpiozero: a footswitch, knobs on an MCP3008, an LED.
+
+- Footswitch: a tap plays or stops; a hold (`hold_s`) does the configured action: "mute"
+  toggles the first part's mute, "tap_tempo" listens for taps (2 or more, each 0.2 to 2 s
+  apart; it gives up TAP_WINDOW_S after the last) and sets the tempo from their median.
+- Knobs: each MCP3008 channel in the config steers one control of the first part, or the
+  timbre morph, through the same knob mapping as a MIDI CC (musegen.engine.cc_map: a knob
+  sweeps exactly the model's range), from the next bar. A knob is read POLL_HZ times a
+  second and acts when it moves by more than a CC step (so a noisy pot does not chatter).
+- LED: on while playing, blinking while waiting for a MIDI clock, off when stopped.
+
+On a machine without GPIO gpiozero cannot make the devices: `open_controls` says why in one
+line and the pedal runs with MIDI controls only. `pin_factory` is gpiozero's: the tests pass
+its MockFactory.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from bridges.pedal.config import Controls
+from musegen.engine import CCBinding, LiveSession
+from musegen.engine.cc_map import ANY_CHANNEL, MORPH_CONTROLS
+
+logger = logging.getLogger(__name__)
+
+POLL_HZ = 20.0
+TAP_WINDOW_S = 2.5  # tap tempo ends this long after the last tap
+TAP_MIN_S, TAP_MAX_S = 0.2, 2.0  # 300 to 30 BPM
+KNOB_STEPS = 127  # a knob moves in the steps of a MIDI CC
+
+
+class PedalControls:
+    """The footswitch, knobs and LED of `controls`, steering `session`."""
+
+    def __init__(self, session: LiveSession, controls: Controls, *,
+                 pin_factory: Any = None, now: Callable[[], float] = time.monotonic) -> None:
+        from gpiozero import LED, MCP3008, Button  # lazily: only the pedal needs it
+
+        self.session = session
+        self.config = controls
+        self.now = now
+        self.part = next(iter(session.parts))
+        self.taps: list[float] = []
+        self.tapping_until = -1.0
+        self._held = False
+        self.button = (None if controls.footswitch is None else
+                       Button(controls.footswitch, hold_time=controls.hold_s,
+                              pin_factory=pin_factory))
+        self.led = None if controls.led is None else LED(controls.led, pin_factory=pin_factory)
+        self.knobs = {name: MCP3008(channel=channel, pin_factory=pin_factory)
+                      for name, channel in controls.pots.items()}
+        self._last: dict[str, float] = {}
+        if self.button is not None:
+            self.button.when_held = self._on_hold
+            self.button.when_released = self._on_release
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="musegen-pedal", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        for device in (self.button, self.led, *self.knobs.values()):
+            if device is not None:
+                device.close()
+
+    # ------------------------------------------------------------------ the footswitch
+    def _on_hold(self) -> None:
+        self._held = True
+        if self.config.hold == "mute":
+            muted = self.session.part(self.part).controls.mute
+            self.session.set_controls(self.part, mute=not muted)
+        else:
+            self.taps, self.tapping_until = [], self.now() + TAP_WINDOW_S
+
+    def _on_release(self) -> None:
+        if self._held:  # the end of a hold, not a tap
+            self._held = False
+            return
+        t = self.now()
+        if t < self.tapping_until:
+            self._tap(t)
+        elif self.session.clock.playing:
+            self.session.stop()
+        else:
+            self.session.play()
+
+    def _tap(self, t: float) -> None:
+        self.taps.append(t)
+        self.tapping_until = t + TAP_WINDOW_S
+        gaps = [b - a for a, b in zip(self.taps, self.taps[1:], strict=False)
+                if TAP_MIN_S <= b - a <= TAP_MAX_S]
+        if gaps:
+            self.session.set_tempo(round(60.0 / statistics.median(gaps), 1))
+
+    # ------------------------------------------------------------------ knobs and LED
+    def _run(self) -> None:
+        blink = False
+        while not self._stop.wait(1.0 / POLL_HZ):
+            try:
+                self.read_knobs()
+            except Exception:  # a knob misread must not end the pedal
+                logger.exception("reading the knobs failed")
+            blink = not blink
+            self._show(blink)
+
+    def read_knobs(self) -> None:
+        """Apply every knob that moved by more than a step (the poll thread's work)."""
+        for name, knob in self.knobs.items():
+            value = float(knob.value)
+            if abs(value - self._last.get(name, -1.0)) * KNOB_STEPS < 1.0:
+                continue
+            self._last[name] = value
+            self._apply(name, value)
+
+    def _apply(self, control: str, knob: float) -> None:
+        if control in MORPH_CONTROLS:
+            x, y = self.session.morph
+            x, y = (knob, y) if MORPH_CONTROLS[control] == "x" else (x, knob)
+            self.session.set_morph(x, y)
+            return
+        binding = CCBinding(ANY_CHANNEL, -1, self.part, control)
+        meta = self.session.part(self.part).meta
+        self.session.set_controls(self.part, **{control: binding.value(round(knob * 127), meta)})
+
+    def _show(self, blink: bool) -> None:
+        if self.led is None:
+            return
+        clock = self.session.clock
+        waiting = clock.kind == "midi" and not clock.playing  # for the DAW's or a box's clock
+        if clock.playing or (waiting and blink):
+            self.led.on()
+        else:
+            self.led.off()
+
+
+def open_controls(session: LiveSession, controls: Controls, say: Callable[[str], None],
+                  pin_factory: Any = None) -> PedalControls | None:
+    """The controls, or None (said in one line) where there is no GPIO."""
+    try:
+        with warnings.catch_warnings():  # gpiozero warns per factory it tries; one line here
+            warnings.simplefilter("ignore")
+            return PedalControls(session, controls, pin_factory=pin_factory)
+    except Exception as exc:  # gpiozero raises its own kinds for a machine without GPIO
+        say(f"musegen: no GPIO here ({type(exc).__name__}: {exc}): MIDI controls only")
+        return None

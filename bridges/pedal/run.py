@@ -1,0 +1,57 @@
+"""`musegen pedal`: the live engine as the config says, the box's controls, the service's
+messages, until SIGTERM (or `--seconds`).
+
+It is `musegen live` underneath (`PedalConfig.live_args`), so it plays what the live engine
+plays, with its MIDI ports, audio, recording and CC map; on top: the footswitch, knobs and LED
+(or one line saying there is no GPIO), READY/STOPPING and the watchdog for systemd, and
+logging to stderr, which the journal keeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bridges.live import LiveError, describe, open_live, wait_for_end
+from bridges.pedal.config import PedalConfig, PedalConfigError, load_config
+from bridges.pedal.controls import open_controls
+from bridges.pedal.service import Watchdog, notify
+
+logger = logging.getLogger(__name__)
+
+
+def live_namespace(config: PedalConfig, live_parser: Callable[[list[str]], Any]
+                   ) -> argparse.Namespace:
+    """The parsed `musegen live` options of `config`."""
+    return live_parser(config.live_args())  # type: ignore[no-any-return]
+
+
+def run_pedal(args: argparse.Namespace, live_parser: Callable[[list[str]], Any]) -> int:
+    try:
+        config = load_config(Path(args.config) if args.config else None)
+    except PedalConfigError as exc:
+        raise LiveError(str(exc)) from None
+    logging.basicConfig(level=logging.INFO, format="musegen pedal: %(levelname)s %(message)s")
+    (config.data_dir / "sessions").mkdir(parents=True, exist_ok=True)
+    running = open_live(live_namespace(config, live_parser))
+    controls = open_controls(running.session, config.controls, running.say,
+                             pin_factory=getattr(args, "pin_factory", None))
+    if controls is not None:
+        running.closers.append(controls.close)
+    try:
+        running.start()
+        watchdog = Watchdog(running.session)
+        running.closers.append(watchdog.close)
+        notify(f"READY=1\nSTATUS=playing {describe(running.session)}")
+        print(f"musegen: pedal playing {describe(running.session)}", flush=True)
+        wait_for_end(args.seconds)
+    finally:
+        notify("STOPPING=1")
+        running.close()
+    recorder = running.session.recorder
+    if recorder is not None:
+        print(f"musegen: session recorded in {recorder.path}")
+    return 0
