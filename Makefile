@@ -10,7 +10,7 @@ DEBIAN_TEST_PACKAGES := jackd2 jack-midi-clock jack-capture fluidsynth fluid-sou
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_ARGS ?=
 
-.PHONY: run test test-live-jack install install-test system-deps lint
+.PHONY: run test test-live-jack install install-test system-deps lint check-arm64-wheels
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,7 @@ system-deps:
 	else echo "apt-get not found: install $(DEBIAN_TEST_PACKAGES) by hand"; fi
 
 lint: install-test
-	$(BIN)/ruff check musegen bridges bench tests setup.py
+	$(BIN)/ruff check musegen bridges bench tests tools setup.py
 	$(BIN)/mypy musegen bridges bench
 	$(BIN)/lint-imports
 
@@ -60,3 +60,8 @@ test: system-deps lint
 ## test-live-jack: only the `musegen live` end-to-end tests on JACK (also part of `make test`)
 test-live-jack: system-deps install-test
 	$(BIN)/pytest tests/test_live_jack.py
+
+## check-arm64-wheels: can every runtime dependency install from wheels on 64-bit Raspberry
+## Pi OS (CPython 3.11, manylinux_2_28_aarch64)? Needs the package index; not part of `test`.
+check-arm64-wheels: $(BIN)/python
+	$(BIN)/python tools/check_arm64_wheels.py
