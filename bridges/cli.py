@@ -140,6 +140,9 @@ def _add_pedal(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "journal, under systemd).")
     p.add_argument("--config", help="the pedal's TOML file (default: the shipped example's "
                    "settings; `musegen pedal example-config` prints it)")
+    p.add_argument("--data-dir", default="/var/lib/musegen",
+                   help="where the last good config is kept (a torn or bad --config falls "
+                   "back to it); recordings go to the config's [data] dir")
     p.add_argument("--seconds", type=float, help="stop after this long (default: until SIGTERM)")
     p.set_defaults(handler=_run_pedal)
     sub = p.add_subparsers(dest="pedal_command")

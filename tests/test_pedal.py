@@ -205,8 +205,8 @@ def test_the_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     text = unit.read_text()
     for line in ("Type=notify", "Restart=always", "WatchdogSec=10",
                  "ExecStart=" + sys.executable + " -m bridges pedal --config "
-                 "/etc/musegen/pedal.toml", "ReadWritePaths=/var/lib/musegen",
-                 "ProtectSystem=strict"):
+                 "/etc/musegen/pedal.toml --data-dir /var/lib/musegen",
+                 "ReadWritePaths=/var/lib/musegen", "ProtectSystem=strict"):
         assert line in text.splitlines(), line
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
                             text=True, timeout=60)
@@ -250,3 +250,29 @@ def test_musegen_pedal_headless_says_ready_pings_the_watchdog_and_records(
     assert got[-1] == "STOPPING=1"
     takes = list((data / "sessions").glob("session-*.mid"))
     assert len(takes) == 1 and takes[0].stat().st_size > 100
+
+
+def test_a_config_torn_by_a_power_cut_falls_back_to_the_last_good_one(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    config = tmp_path / "pedal.toml"
+    good = (f'[engine]\nbpm = 222\n[audio]\nenabled = false\n[midi]\nbackend = "none"\n'
+            f'[data]\ndir = "{data}"\n')
+
+    def pedal_run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bridges", "pedal", "--config", str(config),
+                               "--data-dir", str(data), "--seconds", "0.5"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+
+    config.write_text(good)
+    first = pedal_run()
+    assert first.returncode == 0, first.stderr
+    assert (data / "pedal.last-good.toml").read_text() == good
+    config.write_text(good[: good.index("backend") + 9])  # the write cut off mid-line
+    second = pedal_run()
+    assert second.returncode == 0, second.stderr
+    assert "not valid TOML" in second.stdout and "playing the last good config" in second.stdout
+    assert "internal clock at 222 BPM" in second.stdout, second.stdout
+    config.write_text("[engine]\nbpm = 'x'\n")  # and with no last good one: a clear error
+    (data / "pedal.last-good.toml").unlink()
+    third = pedal_run()
+    assert third.returncode == 2 and "[engine] bpm must be like" in third.stderr

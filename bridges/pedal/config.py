@@ -7,8 +7,10 @@ the live engine would; the controls side stays here.
 
 from __future__ import annotations
 
+import os
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -93,6 +95,45 @@ def load_config(path: Path | None) -> PedalConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PedalConfigError(f"{path}: not valid TOML ({exc})") from None
     return parse_config(raw, str(path))
+
+
+LAST_GOOD = "pedal.last-good.toml"  # in the data dir: the config last started with
+
+
+def load_or_last_good(path: Path, data_dir: Path, say: Callable[[str], None]) -> PedalConfig:
+    """`path`, remembered as the last good config once it loads; if it does not (a write
+    torn by a power cut, a typo), the last good one, said in one line. Only when neither
+    loads is it an error (the first one's)."""
+    try:
+        config = load_config(path)
+    except PedalConfigError as exc:
+        last = data_dir / LAST_GOOD
+        if not last.is_file():
+            raise
+        config = load_config(last)
+        say(f"musegen: {exc}; playing the last good config ({last})")
+        return config
+    _write_atomically(config.data_dir / LAST_GOOD, path.read_bytes())
+    return config
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """Whole or not at all, even across a power cut: write, fsync, rename, fsync the dir."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except OSError:  # a read-only data dir: no fallback next time, but play now
+        pass
 
 
 def parse_config(raw: dict[str, Any], where: str) -> PedalConfig:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bridges.live import LiveError, describe, open_live, wait_for_end
-from bridges.pedal.config import PedalConfig, PedalConfigError, load_config
+from bridges.pedal.config import PedalConfig, PedalConfigError, load_config, load_or_last_good
 from bridges.pedal.controls import open_controls
 from bridges.pedal.service import Watchdog, notify
 
@@ -31,7 +31,8 @@ def live_namespace(config: PedalConfig, live_parser: Callable[[list[str]], Any]
 
 def run_pedal(args: argparse.Namespace, live_parser: Callable[[list[str]], Any]) -> int:
     try:
-        config = load_config(Path(args.config) if args.config else None)
+        config = (load_or_last_good(Path(args.config), Path(args.data_dir), print)
+                  if args.config else load_config(None))
     except PedalConfigError as exc:
         raise LiveError(str(exc)) from None
     logging.basicConfig(level=logging.INFO, format="musegen pedal: %(levelname)s %(message)s")

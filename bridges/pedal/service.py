@@ -38,7 +38,7 @@ After=sound.target
 [Service]
 Type=notify
 NotifyAccess=main
-ExecStart={exe} -m bridges pedal --config {config}
+ExecStart={exe} -m bridges pedal --config {config} --data-dir {data_dir}
 Restart=always
 RestartSec=1
 WatchdogSec={WATCHDOG_S}
