@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 # Real peers the tests run against (JACK, a MIDI clock master, a GM synth, a browser, PortAudio).
 DEBIAN_TEST_PACKAGES := jackd2 jack-midi-clock jack-capture fluidsynth fluid-soundfont-gm \
-	chromium libportaudio2
+	chromium libportaudio2 systemd runit
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 RUN_ARGS ?=
 

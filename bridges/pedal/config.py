@@ -49,7 +49,8 @@ class PedalConfig:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
         args = ["live", "--backend", m["backend"], "--bpm", str(e["bpm"]),
                 "--clock", e["clock"],
-                "--record", str(self.data_dir / "sessions" / f"session-{stamp}.mid")]
+                "--record",
+                str(self.data_dir / "sessions" / f"session-{stamp}-{os.getpid()}.mid")]
         for model in e["models"]:
             args += ["--model", model]
         if e["genre"]:
