@@ -218,13 +218,14 @@ def test_drum_onsets_land_on_the_samples_the_engine_scheduled(
 
 
 class LiveProcess:
-    """`python -m bridges live --audio ...` on the test's server, its output read as it comes
-    (a full pipe would block the process's threads)."""
+    """`python -m bridges live --audio ...` (or another `command`) on the test's server, its
+    output read as it comes (a full pipe would block the process's threads)."""
 
-    def __init__(self, jack: JackServer, *args: str) -> None:
+    def __init__(self, jack: JackServer, *args: str,
+                 command: tuple[str, ...] = ("live", "--audio")) -> None:
         self.before = lsp(jack.env)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bridges", "live", "--audio", *args],
+            [sys.executable, "-m", "bridges", *command, *args],
             env={**jack.env, "PYTHONPATH": str(ROOT)}, cwd=ROOT, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
@@ -276,6 +277,31 @@ def test_musegen_live_audio_plays_into_jack(
     audio = read_wav(wav)
     assert len(audio) >= RATE * 2
     assert float(np.sqrt(np.mean(audio**2))) > 1e-3, "silence"
+
+
+def test_musegen_pedal_plays_headless_with_its_audio_into_jack(
+        jack: JackServer, synth: str, processes: list[LiveProcess],  # noqa: F811
+        tmp_path: Path) -> None:
+    """The box as its config says: no web page, no GPIO here (one line), audio out."""
+    data = tmp_path / "data"
+    config = tmp_path / "pedal.toml"
+    config.write_text(f'[audio]\nsynth = "{synth}"\n[midi]\nbackend = "none"\n'
+                      f'[data]\ndir = "{data}"\n')
+    pedal = LiveProcess(jack, "--config", str(config), "--data-dir", str(data), "--seconds",
+                        "6", command=("pedal",))
+    processes.append(pedal)
+    port = synth_port(jack.env, pedal.before)
+    wav = tmp_path / "take.wav"
+    finish(capture(jack.env, port, wav, 3.0), 3.0)
+    assert pedal.wait(60) == 0, pedal.lines
+    assert any(OPENED.match(line) for line in pedal.lines), pedal.lines
+    assert any(line.startswith("musegen: no GPIO here") for line in pedal.lines)
+    assert not any("web page" in line for line in pedal.lines), pedal.lines
+    notes, underruns, _, _ = pedal.closed()
+    assert notes > 0 and underruns == 0, pedal.lines
+    audio = read_wav(wav)
+    assert float(np.sqrt(np.mean(audio**2))) > 1e-3, "silence"
+    assert len(list((data / "sessions").glob("*.mid"))) == 1
 
 
 @pytest.mark.slow
