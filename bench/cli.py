@@ -17,9 +17,11 @@ from musegen.engine import SYNCS
 def add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser("bench", help="step latency and real-time factor of the models, "
                             "(bench live) timing on a JACK rig, (bench web) websocket fan-out")
-    p.add_argument("target", nargs="?", choices=["models", "live", "web"], default="models",
+    p.add_argument("target", nargs="?", choices=["models", "live", "web", "pedal"],
+                   default="models",
                    help="models (default): per-step latency; live: note timing against a "
-                   "MIDI clock on a JACK server; web: delivery to 50 websocket clients")
+                   "MIDI clock on a JACK server; web: delivery to 50 websocket clients; "
+                   "pedal: the box's CPU, memory and cold start with audio on JACK")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_models_options(p)
     _add_live_options(p)
@@ -65,7 +67,8 @@ def _add_live_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    runner = {"models": _run_models, "live": _run_live, "web": _run_web}[args.target]
+    runner = {"models": _run_models, "live": _run_live, "web": _run_web,
+              "pedal": _run_pedal}[args.target]
     return runner(args)
 
 
@@ -107,6 +110,13 @@ def _run_live(args: argparse.Namespace) -> int:
                         args.white_jitter_ms or [],
                         args.rt_priority or [RT_PRIORITY])
     print(json.dumps(report, indent=2))
+    return 0
+
+
+def _run_pedal(args: argparse.Namespace) -> int:
+    from bench.pedal import run_pedal_bench
+
+    print(json.dumps(run_pedal_bench(args.seconds or 30.0), indent=2))
     return 0
 
 
