@@ -326,9 +326,9 @@ def describe(session: LiveSession) -> str:
     return f"{parts}; {clock}"
 
 
-def wait_for_end(seconds: float | None) -> None:
-    """Block until SIGINT/SIGTERM or `seconds` pass."""
-    done = threading.Event()
+def wait_for_end(seconds: float | None, done: threading.Event | None = None) -> None:
+    """Block until SIGINT/SIGTERM, `seconds` pass, or `done` is set (by another thread)."""
+    done = done or threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         done.set()

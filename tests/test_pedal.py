@@ -276,3 +276,42 @@ def test_a_config_torn_by_a_power_cut_falls_back_to_the_last_good_one(tmp_path: 
     (data / "pedal.last-good.toml").unlink()
     third = pedal_run()
     assert third.returncode == 2 and "[engine] bpm must be like" in third.stderr
+
+
+def test_a_long_press_stops_saves_the_take_and_then_shuts_down(
+        tmp_path: Path, factory: MockFactory) -> None:
+    """`musegen pedal` in-process on the mock pins: held for shutdown_s, it stops, the take
+    is written, and only then the shutdown command runs (here: touching a file)."""
+    import argparse
+    import threading
+
+    from bridges.cli import add_live
+    from bridges.pedal.run import run_pedal
+
+    data, marker = tmp_path / "data", tmp_path / "powered-off"
+    config = tmp_path / "pedal.toml"
+    config.write_text(f'[engine]\nbpm = 240\n[audio]\nenabled = false\n[midi]\n'
+                      f'backend = "none"\n[data]\ndir = "{data}"\n[controls]\nhold_s = 0.1\n'
+                      f'shutdown_s = 0.5\nshutdown_command = ["touch", "{marker}"]\n'
+                      f'[controls.pots]\n')
+    live = argparse.ArgumentParser()
+    add_live(live.add_subparsers())
+    args = argparse.Namespace(config=str(config), data_dir=str(data), seconds=60.0,
+                              pin_factory=factory)
+
+    def press_long() -> None:
+        time.sleep(3.0)  # playing by then
+        pin = factory.pin(17)
+        pin.drive_low()
+        time.sleep(1.0)
+        pin.drive_high()
+
+    presser = threading.Thread(target=press_long, daemon=True)
+    presser.start()
+    t0 = time.monotonic()
+    assert run_pedal(args, live.parse_args) == 0
+    assert time.monotonic() - t0 < 30  # it ended on the press, not the 60 s
+    assert marker.exists()
+    takes = list((data / "sessions").glob("*.mid"))
+    assert len(takes) == 1 and takes[0].stat().st_mtime <= marker.stat().st_mtime
+    presser.join(5)

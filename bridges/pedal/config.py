@@ -32,6 +32,8 @@ class Controls:
     led: int | None = 27
     pots: dict[str, int] = field(default_factory=lambda: {
         "density": 0, "genre": 1, "temperature": 2, "morph_x": 3, "morph_y": 4})
+    shutdown_s: float = 3.0  # a press this long shuts the box down cleanly (0: never)
+    shutdown_command: tuple[str, ...] = ("systemctl", "poweroff")
 
 
 @dataclass(frozen=True)
@@ -201,12 +203,23 @@ def _controls(given: Any, where: str) -> Controls:
     hold_s = given.get("hold_s", base.hold_s)
     if isinstance(hold_s, bool) or not isinstance(hold_s, int | float) or not 0.1 <= hold_s <= 5:
         raise PedalConfigError(f"{where}: [controls] hold_s must be 0.1 to 5 s, got {hold_s!r}")
+    shutdown_s = given.get("shutdown_s", base.shutdown_s)
+    if not _is_number(shutdown_s) or not (shutdown_s == 0 or hold_s < shutdown_s <= 30):
+        raise PedalConfigError(f"{where}: [controls] shutdown_s must be 0 (off) or longer "
+                               f"than hold_s, up to 30 s, got {shutdown_s!r}")
+    command = given.get("shutdown_command", list(base.shutdown_command))
+    if not isinstance(command, list) or not command or not all(
+            isinstance(c, str) for c in command):
+        raise PedalConfigError(f"{where}: [controls] shutdown_command must be a list of "
+                               f"strings, got {command!r}")
     pins = {k: given.get(k, getattr(base, k)) for k in ("footswitch", "led")}
     for key, pin in pins.items():
         if pin is not None and (isinstance(pin, bool) or not isinstance(pin, int)
                                 or not 0 <= pin <= 27):
             raise PedalConfigError(f"{where}: [controls] {key} must be a BCM pin 0-27")
-    extra = set(given) - {"pots", "hold", "hold_s", "footswitch", "led"}
+    extra = set(given) - {"pots", "hold", "hold_s", "footswitch", "led", "shutdown_s",
+                          "shutdown_command"}
     if extra:
         raise PedalConfigError(f"{where}: [controls] has no key(s) {', '.join(sorted(extra))}")
-    return Controls(pins["footswitch"], float(hold_s), hold, pins["led"], dict(pots))
+    return Controls(pins["footswitch"], float(hold_s), hold, pins["led"], dict(pots),
+                    float(shutdown_s), tuple(command))

@@ -3,6 +3,8 @@
 - Footswitch: a tap plays or stops; a hold (`hold_s`) does the configured action: "mute"
   toggles the first part's mute, "tap_tempo" listens for taps (2 or more, each 0.2 to 2 s
   apart; it gives up TAP_WINDOW_S after the last) and sets the tempo from their median.
+  Held on to `shutdown_s` (as Pisound's button), it asks for a clean shutdown: `on_shutdown`
+  (the pedal stops, saves the take, then runs the configured command).
 - Knobs: each MCP3008 channel in the config steers one control of the first part, or the
   timbre morph, through the same knob mapping as a MIDI CC (musegen.engine.cc_map: a knob
   sweeps exactly the model's range), from the next bar. A knob is read POLL_HZ times a
@@ -40,7 +42,8 @@ class PedalControls:
     """The footswitch, knobs and LED of `controls`, steering `session`."""
 
     def __init__(self, session: LiveSession, controls: Controls, *,
-                 pin_factory: Any = None, now: Callable[[], float] = time.monotonic) -> None:
+                 pin_factory: Any = None, now: Callable[[], float] = time.monotonic,
+                 on_shutdown: Callable[[], None] | None = None) -> None:
         from gpiozero import LED, MCP3008, Button  # lazily: only the pedal needs it
 
         self.session = session
@@ -50,6 +53,8 @@ class PedalControls:
         self.taps: list[float] = []
         self.tapping_until = -1.0
         self._held = False
+        self.on_shutdown = on_shutdown
+        self.shutting_down = False
         self.button = (None if controls.footswitch is None else
                        Button(controls.footswitch, hold_time=controls.hold_s,
                               pin_factory=pin_factory))
@@ -58,6 +63,7 @@ class PedalControls:
                       for name, channel in controls.pots.items()}
         self._last: dict[str, float] = {}
         if self.button is not None:
+            self.button.hold_repeat = controls.shutdown_s > 0  # to see a long press through
             self.button.when_held = self._on_hold
             self.button.when_released = self._on_release
         self._stop = threading.Event()
@@ -73,6 +79,14 @@ class PedalControls:
 
     # ------------------------------------------------------------------ the footswitch
     def _on_hold(self) -> None:
+        pressed_for = self.button.active_time if self.button is not None else None
+        if self.config.shutdown_s and (pressed_for or 0.0) >= self.config.shutdown_s:
+            if not self.shutting_down and self.on_shutdown is not None:
+                self.shutting_down = True
+                self.on_shutdown()
+            return
+        if self._held:  # the same hold, seen again on its way to a shutdown
+            return
         self._held = True
         if self.config.hold == "mute":
             muted = self.session.part(self.part).controls.mute
@@ -142,12 +156,14 @@ class PedalControls:
 
 
 def open_controls(session: LiveSession, controls: Controls, say: Callable[[str], None],
-                  pin_factory: Any = None) -> PedalControls | None:
+                  pin_factory: Any = None, on_shutdown: Callable[[], None] | None = None
+                  ) -> PedalControls | None:
     """The controls, or None (said in one line) where there is no GPIO."""
     try:
         with warnings.catch_warnings():  # gpiozero warns per factory it tries; one line here
             warnings.simplefilter("ignore")
-            return PedalControls(session, controls, pin_factory=pin_factory)
+            return PedalControls(session, controls, pin_factory=pin_factory,
+                                 on_shutdown=on_shutdown)
     except Exception as exc:  # gpiozero raises its own kinds for a machine without GPIO
         say(f"musegen: no GPIO here ({type(exc).__name__}: {exc}): MIDI controls only")
         return None

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,10 @@ def run_pedal(args: argparse.Namespace, live_parser: Callable[[list[str]], Any])
     logging.basicConfig(level=logging.INFO, format="musegen pedal: %(levelname)s %(message)s")
     (config.data_dir / "sessions").mkdir(parents=True, exist_ok=True)
     running = open_live(live_namespace(config, live_parser))
+    shutdown = threading.Event()
     controls = open_controls(running.session, config.controls, running.say,
-                             pin_factory=getattr(args, "pin_factory", None))
+                             pin_factory=getattr(args, "pin_factory", None),
+                             on_shutdown=shutdown.set)
     if controls is not None:
         running.closers.append(controls.close)
     try:
@@ -48,11 +52,22 @@ def run_pedal(args: argparse.Namespace, live_parser: Callable[[list[str]], Any])
         running.closers.append(watchdog.close)
         notify(f"READY=1\nSTATUS=playing {describe(running.session)}")
         print(f"musegen: pedal playing {describe(running.session)}", flush=True)
-        wait_for_end(args.seconds)
+        wait_for_end(args.seconds, shutdown)
     finally:
         notify("STOPPING=1")
         running.close()
     recorder = running.session.recorder
     if recorder is not None:
         print(f"musegen: session recorded in {recorder.path}")
+    if shutdown.is_set():
+        power_off(config.controls.shutdown_command)
     return 0
+
+
+def power_off(command: tuple[str, ...]) -> None:
+    """The long press's last step, after the take is saved."""
+    print(f"musegen: long press: shutting down ({' '.join(command)})", flush=True)
+    try:
+        subprocess.run(command, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        logger.error("shutdown command failed: %s", exc)
