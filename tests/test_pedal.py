@@ -19,7 +19,7 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockSPIDevice
 
-from bridges.pedal.config import Controls, PedalConfigError, load_config
+from bridges.pedal.config import Controls, PedalConfigError, load_config, parse_config
 from bridges.pedal.controls import PedalControls
 from musegen.engine import LiveSession
 from tests.test_engine import FakeTime
@@ -45,6 +45,10 @@ def test_the_shipped_example_is_the_default_and_means_these_live_options() -> No
     record = Path(args[args.index("--record") + 1])
     assert record.parent == Path("/var/lib/musegen/sessions")  # only the data dir is written
     assert config.controls == Controls()
+    assert "--config" not in args  # the default CC map (20-27)
+    learned = parse_config({"midi": {"cc_map": "/etc/musegen/knobs.json"}}, "test")
+    args = learned.live_args(now=0.0)
+    assert args[args.index("--config") + 1] == "/etc/musegen/knobs.json"
 
 
 @pytest.mark.parametrize("text, reason", [

@@ -64,7 +64,8 @@ class PedalConfig:
                      f"{a['morph'][0]},{a['morph'][1]}"]
             if a["device"]:
                 args += ["--audio-device", a["device"]]
-        for key, flag in (("input_from", "--input-from"), ("output_to", "--output-to")):
+        for key, flag in (("input_from", "--input-from"), ("output_to", "--output-to"),
+                          ("cc_map", "--config")):
             if m[key]:
                 args += [flag, m[key]]
         args += ["--port", str(w["port"])] if w["enabled"] else ["--no-web"]
@@ -75,7 +76,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "engine": {"models": ["drums-lstm"], "genre": "", "bpm": 120.0, "clock": "internal",
                "clock_out": False},
     "audio": {"enabled": True, "device": "", "synth": "synth-wavenet", "morph": [0.0, 0.0]},
-    "midi": {"backend": "auto", "input_from": "", "output_to": ""},
+    "midi": {"backend": "auto", "input_from": "", "output_to": "", "cc_map": ""},
     "web": {"enabled": False, "port": 8000},
     "data": {"dir": "/var/lib/musegen"},
 }
