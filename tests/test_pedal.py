@@ -20,10 +20,10 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory, MockSPIDevice
 
 from bridges.pedal.config import Controls, PedalConfigError, load_config, parse_config
-from bridges.pedal.controls import PedalControls
+from bridges.pedal.controls import PedalControls, led_lit
 from musegen.engine import LiveSession
 from tests.test_engine import FakeTime
-from tests.test_session import make_session
+from tests.test_session import make_session, play
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,6 +142,35 @@ def test_a_tap_plays_and_stops_and_the_led_says_so(session: LiveSession,
         assert until(lambda: not controls.led.is_lit)  # type: ignore[union-attr]
         tap(controls)
         assert session.clock.playing
+    finally:
+        controls.close()
+
+
+def test_the_led_says_playing_stopped_waiting_and_error(session: LiveSession,
+                                                       factory: MockFactory) -> None:
+    assert [led_lit("playing", t) for t in range(4)] == [True] * 4
+    assert [led_lit("stopped", t) for t in range(4)] == [False] * 4
+    assert sum(led_lit("waiting", t) for t in range(20)) == 10  # 1 Hz at 20 polls a second
+    assert [led_lit("error", t) for t in range(8)] == [True, True, False, False] * 2  # 5 Hz
+    controls, now = pedal(session, factory, pots={})
+    try:
+        assert controls.status() == "playing"
+        session.stop()
+        assert controls.status() == "stopped"
+        session.play()
+
+        class Broken:
+            def send(self, events: object, at: float) -> None:
+                raise OSError("port gone")
+
+        session.add_output(Broken())
+        ft = FakeTime()
+        ft.t = session.now()
+        play(session, ft, until=ft.t + 2.0)  # notes sent: the broken output fails
+        assert session.output_errors > 0
+        assert controls.status() == "error"
+        now.t += 3.0  # it blinks a while, then shows the state again
+        assert controls.status() == "playing"
     finally:
         controls.close()
 

@@ -9,7 +9,8 @@
   timbre morph, through the same knob mapping as a MIDI CC (musegen.engine.cc_map: a knob
   sweeps exactly the model's range), from the next bar. A knob is read POLL_HZ times a
   second and acts when it moves by more than a CC step (so a noisy pot does not chatter).
-- LED: on while playing, blinking while waiting for a MIDI clock, off when stopped.
+- LED: on while playing, a slow blink (1 Hz) while waiting for a MIDI clock, a fast blink
+  (5 Hz) on an error (the engine's dispatch stopped, an output failing), off when stopped.
 
 On a machine without GPIO gpiozero cannot make the devices: `open_controls` says why in one
 line and the pedal runs with MIDI controls only. `pin_factory` is gpiozero's: the tests pass
@@ -36,6 +37,7 @@ POLL_HZ = 20.0
 TAP_WINDOW_S = 2.5  # tap tempo ends this long after the last tap
 TAP_MIN_S, TAP_MAX_S = 0.2, 2.0  # 300 to 30 BPM
 KNOB_STEPS = 127  # a knob moves in the steps of a MIDI CC
+ERROR_SHOWN_S = 2.0  # an output's failure blinks the LED this long at least
 
 
 class PedalControls:
@@ -62,6 +64,9 @@ class PedalControls:
         self.knobs = {name: MCP3008(channel=channel, pin_factory=pin_factory)
                       for name, channel in controls.pots.items()}
         self._last: dict[str, float] = {}
+        self._errors_seen = session.output_errors
+        self._error_until = -1.0
+        self._started = False  # the engine ran once: its stopping after that is an error
         if self.button is not None:
             self.button.hold_repeat = controls.shutdown_s > 0  # to see a long press through
             self.button.when_held = self._on_hold
@@ -116,14 +121,14 @@ class PedalControls:
 
     # ------------------------------------------------------------------ knobs and LED
     def _run(self) -> None:
-        blink = False
+        tick = 0
         while not self._stop.wait(1.0 / POLL_HZ):
             try:
                 self.read_knobs()
             except Exception:  # a knob misread must not end the pedal
                 logger.exception("reading the knobs failed")
-            blink = not blink
-            self._show(blink)
+            tick += 1
+            self._show(tick)
 
     def read_knobs(self) -> None:
         """Apply every knob that moved by more than a step (the poll thread's work)."""
@@ -144,15 +149,38 @@ class PedalControls:
         meta = self.session.part(self.part).meta
         self.session.set_controls(self.part, **{control: binding.value(round(knob * 127), meta)})
 
-    def _show(self, blink: bool) -> None:
+    def status(self) -> str:
+        """What the LED shows: "error", "playing", "waiting" (for a clock) or "stopped"."""
+        session, clock = self.session, self.session.clock
+        errors = session.output_errors
+        if errors > self._errors_seen:  # an output failed: shown for ERROR_SHOWN_S at least
+            self._errors_seen, self._error_until = errors, self.now() + ERROR_SHOWN_S
+        if self.now() < self._error_until or (self._started and not session.running):
+            return "error"
+        if clock.playing:
+            return "playing"
+        return "waiting" if clock.kind == "midi" else "stopped"
+
+    def _show(self, tick: int) -> None:
         if self.led is None:
             return
-        clock = self.session.clock
-        waiting = clock.kind == "midi" and not clock.playing  # for the DAW's or a box's clock
-        if clock.playing or (waiting and blink):
+        self._started = self._started or self.session.running
+        lit = led_lit(self.status(), tick)
+        if lit and not self.led.is_lit:
             self.led.on()
-        else:
+        elif not lit and self.led.is_lit:
             self.led.off()
+
+
+def led_lit(status: str, tick: int) -> bool:
+    """The LED at poll `tick` (POLL_HZ a second) for `status`."""
+    if status == "playing":
+        return True
+    if status == "waiting":  # 1 Hz
+        return tick % int(POLL_HZ) < POLL_HZ / 2
+    if status == "error":  # 5 Hz
+        return tick % 4 < 2
+    return False
 
 
 def open_controls(session: LiveSession, controls: Controls, say: Callable[[str], None],
