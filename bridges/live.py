@@ -10,13 +10,14 @@ reverses it; sounding notes end and the recording is written last.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -329,6 +330,13 @@ def describe(session: LiveSession) -> str:
 def wait_for_end(seconds: float | None, done: threading.Event | None = None) -> None:
     """Block until SIGINT/SIGTERM, `seconds` pass, or `done` is set (by another thread)."""
     done = done or threading.Event()
+    with stop_signals_set(done):
+        done.wait(seconds)
+
+
+@contextlib.contextmanager
+def stop_signals_set(done: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `done` while inside (main thread only); restored after."""
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         done.set()
@@ -336,7 +344,7 @@ def wait_for_end(seconds: float | None, done: threading.Event | None = None) -> 
     stops = (signal.SIGINT, signal.SIGTERM)
     previous: list[Any] = [signal.signal(s, on_signal) for s in stops]
     try:
-        done.wait(seconds)
+        yield
     finally:
         for stop, handler in zip(stops, previous, strict=True):
             signal.signal(stop, handler)

@@ -348,3 +348,24 @@ def test_a_long_press_stops_saves_the_take_and_then_shuts_down(
     takes = list((data / "sessions").glob("*.mid"))
     assert len(takes) == 1 and takes[0].stat().st_mtime <= marker.stat().st_mtime
     presser.join(5)
+
+
+def test_sigterm_ends_the_pedal_but_never_powers_off(tmp_path: Path) -> None:
+    """Only a long press runs the shutdown command: a service stop (SIGTERM) must not."""
+    import signal
+
+    data, marker = tmp_path / "data", tmp_path / "powered-off"
+    config = tmp_path / "pedal.toml"
+    config.write_text(f'[audio]\nenabled = false\n[midi]\nbackend = "none"\n[data]\n'
+                      f'dir = "{data}"\n[controls]\nshutdown_command = ["touch", "{marker}"]\n')
+    proc = subprocess.Popen([sys.executable, "-m", "bridges", "pedal", "--config", str(config),
+                             "--data-dir", str(data)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "pedal playing" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert not marker.exists() and "shutting down" not in out

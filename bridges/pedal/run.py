@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bridges.live import LiveError, describe, open_live, wait_for_end
+from bridges.live import LiveError, describe, open_live, stop_signals_set
 from bridges.pedal.config import PedalConfig, PedalConfigError, load_config, load_or_last_good
 from bridges.pedal.controls import open_controls
 from bridges.pedal.service import Watchdog, notify
@@ -37,29 +37,37 @@ def run_pedal(args: argparse.Namespace, live_parser: Callable[[list[str]], Any])
                   if args.config else load_config(None))
     except PedalConfigError as exc:
         raise LiveError(str(exc)) from None
-    logging.basicConfig(level=logging.INFO, format="musegen pedal: %(levelname)s %(message)s")
+    if logging.getLogger().level > logging.INFO:  # a box has no screen: the journal says
+        logging.getLogger().setLevel(logging.INFO)  # what it did (ports back, devices)
     (config.data_dir / "sessions").mkdir(parents=True, exist_ok=True)
     running = open_live(live_namespace(config, live_parser))
-    shutdown = threading.Event()
+    # a long press asks for the power off; a signal only ends the pedal (never powers off)
+    power_off_asked, wake = threading.Event(), threading.Event()
+
+    def long_press() -> None:
+        power_off_asked.set()
+        wake.set()
+
     controls = open_controls(running.session, config.controls, running.say,
                              pin_factory=getattr(args, "pin_factory", None),
-                             on_shutdown=shutdown.set)
+                             on_shutdown=long_press)
     if controls is not None:
         running.closers.append(controls.close)
     try:
-        running.start()
-        watchdog = Watchdog(running.session)
-        running.closers.append(watchdog.close)
-        notify(f"READY=1\nSTATUS=playing {describe(running.session)}")
-        print(f"musegen: pedal playing {describe(running.session)}", flush=True)
-        wait_for_end(args.seconds, shutdown)
+        with stop_signals_set(wake):  # before READY: a stop from then on is always heard
+            running.start()
+            watchdog = Watchdog(running.session)
+            running.closers.append(watchdog.close)
+            notify(f"READY=1\nSTATUS=playing {describe(running.session)}")
+            print(f"musegen: pedal playing {describe(running.session)}", flush=True)
+            wake.wait(args.seconds)
     finally:
         notify("STOPPING=1")
         running.close()
     recorder = running.session.recorder
     if recorder is not None:
         print(f"musegen: session recorded in {recorder.path}")
-    if shutdown.is_set():
+    if power_off_asked.is_set():
         power_off(config.controls.shutdown_command)
     return 0
 
