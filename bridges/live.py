@@ -327,24 +327,47 @@ def describe(session: LiveSession) -> str:
     return f"{parts}; {clock}"
 
 
+SIGNAL_POLL_S = 0.1  # the main thread looks at the stop flag this often while it waits
+
+
+@dataclass
+class StopFlag:
+    """Set by SIGINT/SIGTERM. A plain attribute, not an Event: a handler runs on the main
+    thread between any two bytecodes, also inside Event.wait while it holds the event's
+    lock, so a handler calling Event.set() there deadlocks (it did, on a SIGTERM sent the
+    moment the pedal said it was playing)."""
+
+    signalled: bool = False
+
+
 def wait_for_end(seconds: float | None, done: threading.Event | None = None) -> None:
     """Block until SIGINT/SIGTERM, `seconds` pass, or `done` is set (by another thread)."""
-    done = done or threading.Event()
-    with stop_signals_set(done):
-        done.wait(seconds)
+    with stop_signals() as stop:
+        wait_stopped(stop, done or threading.Event(), seconds)
 
 
 @contextlib.contextmanager
-def stop_signals_set(done: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set `done` while inside (main thread only); restored after."""
+def stop_signals() -> Iterator[StopFlag]:
+    """SIGINT and SIGTERM set the flag while inside (main thread only); restored after."""
+    flag = StopFlag()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        done.set()
+        flag.signalled = True  # nothing that takes a lock: see StopFlag
 
     stops = (signal.SIGINT, signal.SIGTERM)
     previous: list[Any] = [signal.signal(s, on_signal) for s in stops]
     try:
-        yield
+        yield flag
     finally:
         for stop, handler in zip(stops, previous, strict=True):
             signal.signal(stop, handler)
+
+
+def wait_stopped(stop: StopFlag, done: threading.Event, seconds: float | None) -> None:
+    """Until `stop` is signalled, `done` is set, or `seconds` pass."""
+    deadline = math.inf if seconds is None else time.monotonic() + seconds
+    while not stop.signalled and not done.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        done.wait(min(SIGNAL_POLL_S, left))

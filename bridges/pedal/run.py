@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bridges.live import LiveError, describe, open_live, stop_signals_set
+from bridges.live import LiveError, describe, open_live, stop_signals, wait_stopped
 from bridges.pedal.config import PedalConfig, PedalConfigError, load_config, load_or_last_good
 from bridges.pedal.controls import open_controls
 from bridges.pedal.service import Watchdog, notify
@@ -54,13 +54,13 @@ def run_pedal(args: argparse.Namespace, live_parser: Callable[[list[str]], Any])
     if controls is not None:
         running.closers.append(controls.close)
     try:
-        with stop_signals_set(wake):  # before READY: a stop from then on is always heard
+        with stop_signals() as stop:  # before READY: a stop from then on is always heard
             running.start()
             watchdog = Watchdog(running.session)
             running.closers.append(watchdog.close)
             notify(f"READY=1\nSTATUS=playing {describe(running.session)}")
             print(f"musegen: pedal playing {describe(running.session)}", flush=True)
-            wake.wait(args.seconds)
+            wait_stopped(stop, wake, args.seconds)
     finally:
         notify("STOPPING=1")
         running.close()
