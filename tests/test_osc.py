@@ -7,8 +7,7 @@ from __future__ import annotations
 import argparse
 import re
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -19,19 +18,13 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from bridges.osc import OscControls, OscNotesOut, parse_target
 from musegen.engine import NOTE_ON, LiveSession
+from tests.jack_rig import wait_until
 from tests.test_engine import FakeTime
 from tests.test_session import make_session, play
 
 WAIT_S = 5.0
 
 
-def until(condition: Callable[[], bool], timeout: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 @pytest.fixture
@@ -53,7 +46,7 @@ def sent(server: OscControls, client: SimpleUDPClient, address: str, value: obje
     """Send one message and wait until the server has applied or dropped it."""
     seen = server.applied + server.dropped_total
     client.send_message(address, value)  # type: ignore[arg-type]
-    assert until(lambda: server.applied + server.dropped_total > seen), address
+    assert wait_until(lambda: server.applied + server.dropped_total > seen, WAIT_S), address
 
 
 def test_osc_drives_every_control_transport_tempo_and_morph(
@@ -119,7 +112,7 @@ def test_a_datagram_that_is_not_osc_is_dropped_and_the_server_goes_on(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
         for junk in (b"hello", b"\xff\xfe\x00\x01", b"#bundle\x00garbage"):
             raw.sendto(junk, ("127.0.0.1", server.port))
-    assert until(lambda: server.dropped["not_osc"] == 3), server.dropped
+    assert wait_until(lambda: server.dropped["not_osc"] == 3, WAIT_S), server.dropped
     sent(server, client, "/musegen/tempo", 100.0)
     assert session.state().tempo_bpm == 100.0
 
@@ -206,9 +199,9 @@ def test_musegen_live_with_osc_in_and_out_and_the_count_in_health() -> None:
         client = SimpleUDPClient("127.0.0.1", osc_port)
         client.send_message("/musegen/drums/density", 30.0)
         client.send_message("/musegen/drums/density", "lots")
-        assert until(lambda: running.session.part("drums").controls.density == 30.0)
-        assert until(lambda: any(a == "/musegen/drums/note" for a, _ in heard), 10.0)
-        assert until(lambda: any(a == "/musegen/bar" for a, _ in heard), 10.0)
+        assert wait_until(lambda: running.session.part("drums").controls.density == 30.0, WAIT_S)
+        assert wait_until(lambda: any(a == "/musegen/drums/note" for a, _ in heard), 10.0)
+        assert wait_until(lambda: any(a == "/musegen/bar" for a, _ in heard), 10.0)
         health = httpx.get(f"{url.rstrip('/')}/api/health", timeout=5.0).json()
         assert health["dropped_inputs"] == {"osc": 1}
     finally:

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +22,14 @@ from gpiozero.pins.mock import MockFactory, MockSPIDevice
 from bridges.pedal.config import Controls, PedalConfigError, load_config, parse_config
 from bridges.pedal.controls import PedalControls, led_lit
 from musegen.engine import LiveSession
+from tests.jack_rig import wait_until
 from tests.test_engine import FakeTime
 from tests.test_session import make_session, play
 
+WAIT_S = 5.0
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 # ---------------------------------------------------------------------------- the config
@@ -136,10 +131,10 @@ def test_a_tap_plays_and_stops_and_the_led_says_so(session: LiveSession,
     controls, _ = pedal(session, factory, pots={})
     try:
         assert session.clock.playing
-        assert until(lambda: controls.led.is_lit)  # type: ignore[union-attr]
+        assert wait_until(lambda: controls.led.is_lit, WAIT_S)  # type: ignore[union-attr]
         tap(controls)
         assert not session.clock.playing
-        assert until(lambda: not controls.led.is_lit)  # type: ignore[union-attr]
+        assert wait_until(lambda: not controls.led.is_lit, WAIT_S)  # type: ignore[union-attr]
         tap(controls)
         assert session.clock.playing
     finally:
@@ -198,9 +193,10 @@ def test_a_hold_can_mute_the_part_instead(session: LiveSession, factory: MockFac
     controls, _ = pedal(session, factory, pots={}, hold="mute")
     try:
         pin = controls.button.pin  # type: ignore[union-attr]
+        part = session.part("drums")
         for muted in (True, False):
             pin.drive_low()
-            assert until(lambda want=muted: session.part("drums").controls.mute == want)
+            assert wait_until(lambda want=muted: part.controls.mute == want, WAIT_S)
             pin.drive_high()
     finally:
         controls.close()
@@ -215,13 +211,13 @@ def test_turning_a_knob_steers_the_control_from_the_next_bar(
         meta = part.meta
         chip.values[0] = 0.9
         want = meta.density_control.from_knob(round(0.9 * 127) / 127)
-        assert until(lambda: part.controls.density == want), part.controls
+        assert wait_until(lambda: part.controls.density == want, WAIT_S), part.controls
         assert part.version > 0  # a control change: bars from the next one are regenerated
         chip.values[3] = 0.5
-        assert until(lambda: abs(session.morph[0] - 0.5) < 0.002), session.morph
+        assert wait_until(lambda: abs(session.morph[0] - 0.5) < 0.002, WAIT_S), session.morph
         low = meta.density_control.from_knob(0.0)
         chip.values[0] = 0.0
-        assert until(lambda: part.controls.density == low)
+        assert wait_until(lambda: part.controls.density == low, WAIT_S)
     finally:
         controls.close()
         chip.close()
