@@ -12,7 +12,7 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bridges.midi.pump import RT_PRIORITY
@@ -122,10 +122,17 @@ def add_live(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _run_live(args: argparse.Namespace) -> int:
-    from bridges.live import LiveError, run_live
+    from bridges.live import run_live
+
+    return _as_user_error(run_live, args)
+
+
+def _as_user_error(run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """`run(args)`, a LiveError (cannot start as asked) becoming the CLI's one-line error."""
+    from bridges.live import LiveError
 
     try:
-        return run_live(args)
+        return run(args)
     except LiveError as exc:
         raise UserError(str(exc)) from None
 
@@ -161,15 +168,11 @@ def _add_pedal(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run_pedal(args: argparse.Namespace) -> int:
-    from bridges.live import LiveError
     from bridges.pedal.run import run_pedal
 
     live = argparse.ArgumentParser(prog="musegen")
     add_live(live.add_subparsers())
-    try:
-        return run_pedal(args, live.parse_args)
-    except LiveError as exc:
-        raise UserError(str(exc)) from None
+    return _as_user_error(lambda a: run_pedal(a, live.parse_args), args)
 
 
 def _run_pedal_service(args: argparse.Namespace) -> int:

@@ -81,6 +81,12 @@ def capture(env: dict[str, str], port: str, wav: Path, seconds: float) -> subpro
     return proc
 
 
+def record_synth(env: dict[str, str], before: Sequence[str], wav: Path, seconds: float) -> Path:
+    """`seconds` of the PortAudio stream opened since `before`, recorded to `wav`."""
+    finish(capture(env, synth_port(env, before), wav, seconds), seconds)
+    return wav
+
+
 def finish(proc: subprocess.Popen[bytes], seconds: float) -> None:
     try:
         _, err = proc.communicate(timeout=seconds + 30)
@@ -267,9 +273,7 @@ def test_musegen_live_audio_plays_into_jack(
     live = LiveProcess(jack, "--backend", "none", "--no-web", "--no-record", "--seconds", "6",
                        "--synth", synth)
     processes.append(live)
-    port = synth_port(jack.env, live.before)
-    wav = tmp_path / "take.wav"
-    finish(capture(jack.env, port, wav, 3.0), 3.0)
+    wav = record_synth(jack.env, live.before, tmp_path / "take.wav", 3.0)
     assert live.wait(60) == 0, live.lines
     assert any(OPENED.match(line) for line in live.lines), live.lines
     notes, _, _, _ = live.closed()
@@ -290,9 +294,7 @@ def test_musegen_pedal_plays_headless_with_its_audio_into_jack(
     pedal = LiveProcess(jack, "--config", str(config), "--data-dir", str(data), "--seconds",
                         "6", command=("pedal",))
     processes.append(pedal)
-    port = synth_port(jack.env, pedal.before)
-    wav = tmp_path / "take.wav"
-    finish(capture(jack.env, port, wav, 3.0), 3.0)
+    wav = record_synth(jack.env, pedal.before, tmp_path / "take.wav", 3.0)
     assert pedal.wait(60) == 0, pedal.lines
     assert any(OPENED.match(line) for line in pedal.lines), pedal.lines
     assert any(line.startswith("musegen: no GPIO here") for line in pedal.lines)
