@@ -7,9 +7,13 @@ at t) - onsets so far``, clipped to +-MAX_DEFICIT, the tokens that matter are sh
 
 * an onset (drum HIT, NOTE_ON): ``+strength * deficit(now)``: more while behind, fewer while
   ahead;
-* a move in time (drum STEP s, TIME_SHIFT d): ``-strength * deficit(where it lands)``: a move
-  that would leave the bar behind is held back, one that a busy bar can afford is helped (a
-  STEP brings one hit with it, so it is judged with that hit counted);
+* a move in time (TIME_SHIFT d): ``-strength * deficit(where it lands)``: a move that would
+  leave the bar behind is held back, one that a busy bar can afford is helped;
+* a drum STEP s: ``-strength * |deficit(where it lands, its hit counted)|``. A STEP brings one
+  hit with it, so it never thins a bar: helping near STEPs while ahead (the TIME_SHIFT rule)
+  would add the very hits a sparse bar must not have, and sparse requests landed at twice
+  their count. Held back by how far off the line it lands, the STEP that keeps the bar on
+  its line wins, and a bar that is ahead ends at the bar line instead;
 * the bar line: ``-strength * (target - onsets so far)``: ending the bar now leaves out all
   that is still missing, so a bar the model would close at half time is kept open, and a bar
   already over its count is let go.
@@ -47,11 +51,13 @@ class DensitySteering:
             self._lands = (np.arange(len(moves)) + 1.0) / grammar.steps_per_bar
             self._carried = 1.0
             self._bar_length = grammar.steps_per_bar
+            self._moves_carry_onsets = True
         elif isinstance(grammar, PerformanceGrammar):
             onsets, moves = grammar.tok.note_on_ids, grammar.tok.time_shift_ids
             self._lands = np.arange(1.0, len(moves) + 1.0)  # shift i moves i + 1 units
             self._carried = 0.0
             self._bar_length = grammar.bar_units
+            self._moves_carry_onsets = False
         else:
             raise TypeError(f"no onset tokens known for {type(grammar).__name__}")
         self.grammar = grammar
@@ -92,7 +98,7 @@ class DensitySteering:
         offsets[self._onsets] = k * _clip(target * self._progress() - done)
         landing = np.clip(self._landing_progress() * target - (done + self._carried),
                           -MAX_DEFICIT, MAX_DEFICIT)
-        offsets[self._moves] = -k * landing
+        offsets[self._moves] = -k * (np.abs(landing) if self._moves_carry_onsets else landing)
         offsets[BAR] = -k * _clip(target - done)
         return offsets
 
