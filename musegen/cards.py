@@ -59,6 +59,11 @@ def ship(
     if eval_json:
         measured = {k: v for k, v in eval_json.items() if k not in _NOT_METRICS}
         config["metrics"] = {**config.get("metrics", {}), **measured}
+        medians = {g: v["density_median_train"]
+                   for g, v in eval_json.get("per_genre", {}).items()
+                   if v.get("density_median_train") is not None}
+        if medians:  # where a genre's density starts (ModelMeta.default_density)
+            config["density_defaults"] = {**config.get("density_defaults", {}), **medians}
     if alone_json:
         config["metrics_model_alone"] = {k: alone_json[k] for k in MODEL_ALONE_KEYS
                                          if k in alone_json}
@@ -109,9 +114,12 @@ def card_text(
         f"{_steering(config)}); the model alone is below.",
         "",
         *_judged_genres(config),
-        *_table({k: v for k, v in config.get("metrics", {}).items() if k != "per_genre"}),
+        *_table({k: v for k, v in config.get("metrics", {}).items()
+                 if k not in ("per_genre", "density_by_request", "realism")}),
         "",
         *_per_genre(config.get("metrics", {}).get("per_genre", {})),
+        *_by_request(config.get("metrics", {}).get("density_by_request", [])),
+        *_realism(config.get("metrics", {})),
         *_model_alone(config.get("metrics_model_alone")),
         "## Speed (`musegen bench`, batch 1, one thread)",
         "",
@@ -159,12 +167,37 @@ def _family_name(model_config: dict[str, Any]) -> str:
 def _per_genre(per_genre: dict[str, dict[str, Any]]) -> list[str]:
     if not per_genre:
         return []
-    keys = list(next(iter(per_genre.values())))
+    keys = [k for k in next(iter(per_genre.values())) if k != "realism"]
     rows = ["Per genre:", "", "| genre | " + " | ".join(keys) + " |",
             "| --- " * (len(keys) + 1) + "|"]
     rows += [f"| {g} | " + " | ".join(str(v.get(k)) for k in keys) + " |"
              for g, v in per_genre.items()]
     return [*rows, ""]
+
+
+def _realism(metrics: dict[str, Any]) -> list[str]:
+    """MGEval overlapped areas (musegen/evaluation/realism.py) per genre and feature."""
+    rows = [(g, v["realism"]) for g, v in metrics.get("per_genre", {}).items() if "realism" in v]
+    if not rows:
+        return []
+    out = ["Realism (overlapped area against real validation windows, 1 is best; generated at "
+           "the genre's median density / other real pieces, the ceiling / shuffled bars, the "
+           "floor):", "", "| genre | feature | generated | real | shuffled |",
+           "| --- | --- | --- | --- | --- |"]
+    for genre, features in [*rows, ("all", metrics.get("realism", {}))]:
+        out += [f"| {genre} | {name} | {v.get('generated')} | {v.get('real')} | "
+                f"{v.get('shuffled')} |" for name, v in features.items()]
+    return [*out, ""]
+
+
+def _by_request(rows: list[dict[str, Any]]) -> list[str]:
+    """Each requested density (the sweep covers the advertised range) and what was played."""
+    if not rows:
+        return []
+    return ["Density per request, all judged genres together:", "",
+            "| requested | realised (median) | relative error |", "| --- | --- | --- |",
+            *[f"| {r['requested']} | {r['realised_median']} | {r['rel_error']} |" for r in rows],
+            ""]
 
 
 def _table(values: dict[str, Any]) -> list[str]:

@@ -29,7 +29,7 @@ def add_eval(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                    help="requested densities in the sweep (default 7)")
     p.add_argument("--genres", help="comma-separated genres (default: drums rock,funk,jazz,"
                    "latin,hiphop; melody pop,jazz,folk; those with data)")
-    p.add_argument("--max-windows", type=int, default=1000,
+    p.add_argument("--max-windows", type=int, default=10000,
                    help="most windows for the NLL and per split for the classifier")
     add_sampling_options(p)
     p.add_argument("--seed", type=int, default=0)

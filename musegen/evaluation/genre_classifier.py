@@ -4,14 +4,18 @@ It is trained on real training windows and checked on real validation windows
 (`accuracy_real`); a generated window conditioned on genre g "adheres" when it is classified as
 g. Features are read from the decoded Score, so they see what a listener would hear:
 
-* drums: hits per bar of each drum class at each 16th position of the bar (9 x 16), mean
-  velocity and mean micro-timing offset of each class, and the hits per bar;
+* drums: hits per bar of each drum class at each 16th position of the bar (9 x 16) and their
+  summed velocity (9 x 16: accents), mean velocity and mean micro-timing offset of each
+  class, mean velocity and mean offset at each 16th position (swing and push show here), and
+  the hits per bar;
 * melody: pitch-class histogram, onset position inside the beat (12ths) and beat of the bar,
   onsets per bar, interval histogram (0..12 semitones, larger ones pooled), share of rising
   intervals, and pitch mean/spread, mean duration and velocity.
 
-The model is a multinomial logistic regression in torch with class-balanced loss and standard-
-ised features: it trains in well under a second on a few thousand windows.
+The judge is a small ensemble of MLPs (one hidden layer of 64, dropout, class-balanced loss,
+standardised features; their mean logits decide), trained in torch in a few seconds. A linear
+model on the same drum features got 0.61 on the GMD validation windows, the MLPs 0.71 to
+0.76: genre lives in how the instruments combine, which a linear judge cannot see.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from musegen.music.drum_map import NUM_DRUM_CLASSES, drum_class
 from musegen.music.genres import PartName
@@ -43,21 +48,25 @@ def features(score: Score, part: PartName, bars: int) -> FloatArray:
 
 def drum_features(score: Score, bars: int) -> FloatArray:
     grid = np.zeros((NUM_DRUM_CLASSES, STEPS_PER_BAR))
-    velocity = np.zeros(NUM_DRUM_CLASSES)
-    offset = np.zeros(NUM_DRUM_CLASSES)
+    loud = np.zeros((NUM_DRUM_CLASSES, STEPS_PER_BAR))  # summed velocity per class and step
+    offset = np.zeros((NUM_DRUM_CLASSES, STEPS_PER_BAR))  # summed offset, in 16ths
     for note in score.notes:
         cls = drum_class(note.pitch)
         if cls is None:
             continue
         step = int(np.floor(note.start / _STEP_TICKS + 0.5))
-        grid[cls, step % STEPS_PER_BAR] += 1
-        velocity[cls] += note.velocity / 127
-        offset[cls] += (note.start - step * _STEP_TICKS) / _STEP_TICKS
-    counts = grid.sum(axis=1)
-    seen = np.maximum(counts, 1)
-    per_bar = grid / max(bars, 1)
-    return np.concatenate([per_bar.ravel(), velocity / seen, offset / seen,
-                           [np.log1p(counts.sum() / max(bars, 1))]])
+        at = (cls, step % STEPS_PER_BAR)
+        grid[at] += 1
+        loud[at] += note.velocity / 127
+        offset[at] += (note.start - step * _STEP_TICKS) / _STEP_TICKS
+    per_bar = max(bars, 1)
+    by_class, by_step = np.maximum(grid.sum(axis=1), 1), np.maximum(grid.sum(axis=0), 1)
+    return np.concatenate([
+        grid.ravel() / per_bar, loud.ravel() / per_bar,
+        loud.sum(axis=1) / by_class, offset.sum(axis=1) / by_class,
+        loud.sum(axis=0) / by_step, offset.sum(axis=0) / by_step,
+        [np.log1p(grid.sum() / per_bar)],
+    ])
 
 
 def melody_features(score: Score, bars: int) -> FloatArray:
@@ -82,21 +91,26 @@ def melody_features(score: Score, bars: int) -> FloatArray:
     return np.concatenate([pitch_class, in_beat, beat, intervals, shape])
 
 
+JUDGES = 3  # MLPs in the ensemble: one alone moved 0.71..0.76 with its seed
+HIDDEN = 64
+STEPS = 1500
+BATCH = 256
+
+
 @dataclass
 class GenreClassifier:
     labels: tuple[str, ...]
     mean: FloatArray
     scale: FloatArray
-    weight: torch.Tensor  # [features, labels]
-    bias: torch.Tensor  # [labels]
+    nets: list[nn.Module]
 
     def predict(self, x: FloatArray) -> list[str]:
         if len(x) == 0:
             return []
         z = torch.from_numpy((np.asarray(x) - self.mean) / self.scale).float()
         with torch.no_grad():
-            best = (z @ self.weight + self.bias).argmax(dim=1)
-        return [self.labels[int(i)] for i in best]
+            logits = torch.stack([net(z) for net in self.nets]).mean(dim=0)  # [windows, labels]
+        return [self.labels[int(i)] for i in logits.argmax(dim=1)]
 
     def accuracy(self, x: FloatArray, y: Sequence[str]) -> float:
         predicted = self.predict(x)
@@ -104,31 +118,41 @@ class GenreClassifier:
 
 
 def train_classifier(
-    x: FloatArray, y: Sequence[str], labels: Sequence[str], steps: int = 300,
-    lr: float = 0.05, weight_decay: float = 1e-3,
+    x: FloatArray, y: Sequence[str], labels: Sequence[str], seed: int = 0,
+    judges: int = JUDGES, steps: int = STEPS,
 ) -> GenreClassifier:
-    """Logistic regression on standardised features, each class weighted by 1 / its count."""
+    """MLPs on standardised features, each class weighted by 1 / its count, seeded."""
     labels = tuple(labels)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or len(x) != len(y) or not len(x):
         raise ValueError(f"need one feature row per label, got {x.shape} and {len(y)} labels")
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale = np.where(scale > 1e-8, scale, 1.0)
-    z = torch.from_numpy((x - mean) / scale).float()
+    z = torch.from_numpy((x - mean) / scale).float()  # [windows, features]
     target = torch.tensor([labels.index(label) for label in y])
     counts = torch.bincount(target, minlength=len(labels)).float()
     class_weight = torch.where(counts > 0, counts.sum() / counts.clamp(min=1), 0.0)
-    weight = torch.zeros(z.shape[1], len(labels), requires_grad=True)
-    bias = torch.zeros(len(labels), requires_grad=True)
-    optimizer = torch.optim.AdamW([weight, bias], lr=lr, weight_decay=weight_decay)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tensors this small only lose time to threads
     try:
-        for _ in range(steps):
-            loss = F.cross_entropy(z @ weight + bias, target, weight=class_weight)
-            optimizer.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
+        nets = [_train_one(z, target, class_weight, len(labels), seed * 1000 + i, steps)
+                for i in range(judges)]
     finally:
         torch.set_num_threads(threads)
-    return GenreClassifier(labels, mean, scale, weight.detach(), bias.detach())
+    return GenreClassifier(labels, mean, scale, nets)
+
+
+def _train_one(z: torch.Tensor, target: torch.Tensor, class_weight: torch.Tensor,
+               num_labels: int, seed: int, steps: int) -> nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the layers' initial weights
+    net = nn.Sequential(nn.Dropout(0.1), nn.Linear(z.shape[1], HIDDEN), nn.GELU(),
+                        nn.Dropout(0.3), nn.Linear(HIDDEN, num_labels))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-2)
+    for _ in range(steps):
+        batch = torch.randint(0, len(z), (BATCH,), generator=generator)
+        loss = F.cross_entropy(net(z[batch]), target[batch], weight=class_weight)
+        optimizer.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+    return net.eval()

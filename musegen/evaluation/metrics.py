@@ -63,20 +63,24 @@ def median_relative_error(
     return float(np.median(np.abs(real[keep] - req[keep]) / req[keep]))
 
 
-def density_sweep(
-    densities: Sequence[float] | npt.ArrayLike, control: DensityControl, count: int,
-    low_pct: float = 5.0, high_pct: float = 95.0, floor: float = 1.0,
-) -> list[float]:
-    """`count` requested densities spread evenly over the low..high percentile of a data set's
-    per-bar densities, kept inside the control's range and above `floor` (a relative error
-    needs a request above zero)."""
-    values = np.asarray(densities, dtype=np.float64)
-    if values.size == 0:
-        raise ValueError("no bar densities to spread a sweep over")
-    low, high = np.percentile(values, [low_pct, high_pct])
-    low = min(max(float(low), floor, control.minimum), control.maximum)
-    high = min(max(float(high), low), control.maximum)
-    return sorted({round(float(v), 1) for v in np.linspace(low, high, max(1, count))})
+def density_sweep(control: DensityControl, count: int, floor: float = 1.0) -> list[float]:
+    """`count` requested densities spread evenly over the whole range the model advertises
+    (its knob's range), from `floor` up (a relative error needs a request above zero)."""
+    low = min(max(control.minimum, floor), control.maximum)
+    return sorted({round(float(v), 1) for v in np.linspace(low, control.maximum, max(1, count))})
+
+
+def per_request_errors(
+    requested: Sequence[float], realised: Sequence[float]
+) -> list[dict[str, float]]:
+    """For each distinct request: the median realised density and its relative error."""
+    req, real = np.asarray(requested, dtype=np.float64), np.asarray(realised, dtype=np.float64)
+    rows = []
+    for value in sorted(set(req.tolist())):
+        got = float(np.median(real[req == value]))
+        rows.append({"requested": value, "realised_median": got,
+                     "rel_error": abs(got - value) / value if value > 0 else math.nan})
+    return rows
 
 
 def realised_densities(
