@@ -120,7 +120,7 @@ def step_latency_at_context(
 def realtime_factor(loaded: LoadedModel, bars: int) -> float:
     """Seconds of music at 120 BPM generated per second of compute, at the busiest density."""
     meta = loaded.meta
-    dense = meta.density_control.bin_centre(meta.density_control.num_bins - 1)
+    dense = meta.density_control.maximum
     gen = BarGenerator(loaded, SamplingConfig(temperature=1.0), seed=0)
     controls = Controls(meta.genres[0], dense)
     gen.next_bar(controls)  # warm-up

@@ -39,6 +39,15 @@ class ModelMeta:
     # generation defaults chosen for this model on the validation split (its card says how),
     # e.g. {"density_steering": 3.0}; what a caller sets explicitly wins
     sampling: dict[str, float] = field(default_factory=dict)
+    # genre -> the median onsets per bar of that genre's training bars: where the density
+    # starts when a player picks the genre and has not set a density
+    density_defaults: dict[str, float] = field(default_factory=dict)
+
+    def default_density(self, genre: str) -> float:
+        """The genre's median density in the training data, else the middle of the range."""
+        lo, hi = self.density_range
+        found = self.density_defaults.get(genre)
+        return (lo + hi) / 2 if found is None else min(max(float(found), lo), hi)
 
     @property
     def genre_control(self) -> GenreControl:
@@ -78,6 +87,7 @@ def save_model(
         "genres": list(meta.genres), "density_edges": list(meta.density_edges),
         "density_range": list(meta.density_range), "metrics": meta.metrics,
         "training": meta.training, "sampling": meta.sampling,
+        "density_defaults": meta.density_defaults,
         "model": config_to_dict(model.config),
     }
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
@@ -92,6 +102,7 @@ def read_meta(folder: str | os.PathLike[str]) -> tuple[ModelMeta, dict[str, Any]
         (float(raw["density_range"][0]), float(raw["density_range"][1])),
         raw.get("version", "0.1.0"), raw.get("metrics", {}), raw.get("training", {}),
         {k: float(v) for k, v in raw.get("sampling", {}).items()},
+        {k: float(v) for k, v in raw.get("density_defaults", {}).items()},
     )
     return meta, raw["model"]
 

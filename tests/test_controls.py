@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from musegen.checkpoint import load_model
+from musegen.engine.part import PartControls
+from musegen.engine.session import fitted_controls
 from musegen.music.controls import ControlError, DensityControl, GenreControl
 from musegen.music.midi_io import load_score
 from musegen.music.score import MeterChange, Note, Score
@@ -33,6 +38,15 @@ def test_density_bins_and_knob_are_monotonic() -> None:
     assert knob == sorted(knob) and knob[0] < knob[-1]
 
 
+@pytest.mark.parametrize("name", ["drums-lstm", "drums-transformer", "drums-wavenet",
+                                  "melody-lstm", "melody-transformer"])
+def test_a_knob_reaches_both_ends_of_the_range_its_model_advertises(name: str) -> None:
+    control = load_model(name).meta.density_control
+    knob = [control.from_knob(x / 127) for x in range(128)]
+    assert (knob[0], knob[-1]) == (control.minimum, control.maximum)
+    assert knob == sorted(knob)  # never the wrong way
+
+
 def test_density_out_of_range_lists_the_valid_range() -> None:
     with pytest.raises(ControlError, match="valid is 0 to 64"):
         DensityControl.for_part("drums").validate(100)
@@ -52,3 +66,14 @@ def test_genre_control_labels_training_data_and_validates_live_values() -> None:
     assert melody.extract("Folk, World, & Country") == "folk"
     assert melody.from_knob(0.0) == melody.labels[0]
     assert melody.from_knob(1.0) == melody.labels[-1]
+
+
+def test_a_genre_picked_without_a_density_starts_at_its_median_in_the_data() -> None:
+    meta = load_model("drums-lstm").meta
+    assert set(meta.density_defaults) >= {"rock", "funk", "jazz", "latin", "hiphop"}
+    for genre, median in meta.density_defaults.items():
+        assert fitted_controls(meta, PartControls(genre, math.nan)).density == median
+    assert fitted_controls(meta, PartControls("funk", 99.0)).density == meta.density_range[1]
+    meta.density_defaults = {}
+    lo, hi = meta.density_range
+    assert fitted_controls(meta, PartControls("funk", math.nan)).density == (lo + hi) / 2

@@ -144,25 +144,28 @@ def test_a_step_edit_on_the_page_reaches_the_engine(page: Page, server: WebServe
 
 def test_a_density_change_changes_the_next_bar(page: Page, server: WebServer) -> None:
     session = server.hub.session
+    lo, hi = session.part("drums").meta.density_range  # the knob's ends are the model's
     before = [b for b in debug(page)["bars"] if b["density"] > 16]
     page.focus("#density")
     page.keyboard.press("Home")
-    assert engine_until(lambda: session.part("drums").controls.density == 0.0)
-    wait_until(page, "musegenDebug().bars.filter(b => b.density === 0).length >= 2", 15)
-    after = [b for b in debug(page)["bars"] if b["density"] == 0]
+    assert engine_until(lambda: session.part("drums").controls.density == lo)
+    wait_until(page, f"musegenDebug().bars.filter(b => b.density === {lo:g}).length >= 2", 15)
+    after = [b for b in debug(page)["bars"] if b["density"] == lo]
     mean = lambda bars: sum(len(b["notes"]) for b in bars) / len(bars)  # noqa: E731
     assert before and mean(after) < mean(before) / 2, (mean(after), mean(before))
     page.keyboard.press("End")
-    assert engine_until(lambda: session.part("drums").controls.density == 64.0)
+    assert engine_until(lambda: session.part("drums").controls.density == hi)
     page.evaluate("document.activeElement.blur()")
     session.set_controls("drums", density=32.0)
 
 
 def test_dragging_a_knob_up_turns_the_engine_up(page: Page, server: WebServer) -> None:
-    """A drag of 40 px up is a quarter of the knob's sweep (16 of 0..64). The knob is given
+    """A drag of 40 px up is a quarter of the knob's sweep (9.5 of 2..40). The knob is given
     the engine's value first and shown it: a knob just turned by the keyboard ignores the
     engine's states for 400 ms (SETTLE_MS), and a drag starts from what the knob shows."""
     session = server.hub.session
+    lo, hi = session.part("drums").meta.density_range
+    quarter = (hi - lo) / 4
     session.set_controls("drums", density=20.0)
     wait_until(page, "document.querySelector('#density').getAttribute('aria-valuenow') === '20'",
                3)
@@ -175,7 +178,9 @@ def test_dragging_a_knob_up_turns_the_engine_up(page: Page, server: WebServer) -
         page.mouse.move(x, y - 10 * i)
         time.sleep(0.01)
     page.mouse.up()
-    assert engine_until(lambda: 32.0 <= session.part("drums").controls.density <= 40.0), \
+    turned = (20.0 + quarter * 3 / 4, 20.0 + quarter * 5 / 4)
+    assert engine_until(lambda: turned[0] <= session.part("drums").controls.density
+                        <= turned[1]), \
         session.part("drums").controls.density
     page.evaluate("document.activeElement.blur()")
     session.set_controls("drums", density=32.0)

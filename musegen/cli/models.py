@@ -128,7 +128,12 @@ def generate_file(args: argparse.Namespace) -> dict[str, Any]:
         raise UserError(str(exc)) from None
     meta = loaded.meta
     genre = args.genre or meta.genres[0]
-    density = DEFAULT_DENSITY[meta.part] if args.density is None else args.density
+    if args.density is not None:
+        density = args.density
+    elif genre in meta.density_defaults:  # the genre's median in the model's training data
+        density = meta.default_density(genre)
+    else:
+        density = DEFAULT_DENSITY[meta.part]
     try:
         controls = Controls(meta.genre_control.validate(genre),
                             meta.density_control.validate(density))

@@ -406,8 +406,10 @@ def load_live_model(model: str) -> LoadedModel:
 
 def fitted_controls(meta: ModelMeta, wanted: PartControls) -> PartControls:
     """`wanted` made valid for `meta`: an unknown genre becomes the model's first, the
-    density is clamped to its range (NaN: the middle of it); the rest is kept."""
+    density is clamped to its range (NaN: the genre's median in the training data); the rest
+    is kept."""
     genre = wanted.genre if wanted.genre in meta.genres else meta.genres[0]
     lo, hi = meta.density_range
-    density = (lo + hi) / 2 if math.isnan(wanted.density) else min(max(wanted.density, lo), hi)
+    density = (meta.default_density(genre) if math.isnan(wanted.density)
+               else min(max(wanted.density, lo), hi))
     return replace(wanted, genre=genre, density=density)

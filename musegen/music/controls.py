@@ -81,9 +81,11 @@ class DensityControl:
         return float(density)
 
     def from_knob(self, position: float) -> float:
-        """Map a knob at 0..1 to a density; the knob is linear in bins, as the model hears it."""
+        """Map a knob at 0..1 to a density, linear in onsets per bar from `minimum` to
+        `maximum`: the ends of the knob are the ends of the range the model advertises (and
+        reaches: density steering makes a bar land on the count, not on its bin)."""
         position = min(1.0, max(0.0, position))
-        return self.bin_centre(min(self.num_bins - 1, int(position * self.num_bins)))
+        return round(self.minimum + position * (self.maximum - self.minimum), 1)
 
 
 @dataclass(frozen=True)
